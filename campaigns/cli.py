@@ -1,0 +1,294 @@
+"""The ``crowd`` command: a thin Typer layer over library functions a script can call.
+
+Exit codes: 0 ok; 1 user error (one line on stderr, no traceback); 2 provider unreachable
+after retries. Read commands take ``--json`` (one JSON object on stdout).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+
+app = typer.Typer(help="Run human-annotation campaigns for RLHF data on crowd marketplaces.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+local_app = typer.Typer(help="Local marketplaces (MTurk- and Toloka-compatible servers with a simulated crowd).",
+                        no_args_is_help=True)
+app.add_typer(local_app, name="local")
+
+out = Console()
+err = Console(stderr=True)
+
+DbOpt = typer.Option(None, "--db", help="SQLAlchemy URL of the store (default: CROWD_DATABASE_URL or "
+                     "sqlite:///./crowd.db).")
+JsonOpt = typer.Option(False, "--json", help="Print one JSON object for scripts.")
+EndpointOpt = typer.Option(None, "--endpoint", help="Marketplace endpoint URL, overriding the spec's.")
+
+
+def _default(o: Any) -> Any:
+    if isinstance(o, Decimal):
+        return str(o)
+    if hasattr(o, "isoformat"):
+        return o.isoformat()
+    if hasattr(o, "model_dump"):
+        return o.model_dump(mode="json")
+    if hasattr(o, "__dataclass_fields__"):
+        from dataclasses import asdict
+
+        return asdict(o)
+    return str(o)
+
+
+def emit_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, default=_default, sort_keys=False) + "\n")
+
+
+def run(fn: Callable[[], Any]) -> Any:
+    """Turn the library's errors into one line and an exit code."""
+    from campaigns.errors import CrowdError
+    from connectors.base import ConnectorError, ProviderUnreachable
+    from decomposition.errors import InputError
+
+    try:
+        return fn()
+    except ProviderUnreachable as exc:
+        err.print(f"error: provider unreachable after retries: {exc}", markup=False, highlight=False)
+        raise typer.Exit(2) from None
+    except (CrowdError, ConnectorError, InputError) as exc:
+        err.print(f"error: {exc}", markup=False, highlight=False)
+        raise typer.Exit(1) from None
+
+
+def _store(db: str | None):
+    from campaigns.store import open_store
+
+    return open_store(db)
+
+
+class _Bar:
+    """rich progress for long work; silent when --json (stdout stays machine-readable)."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled and err.is_terminal
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 console=err, transient=True) if self.enabled else None
+        self.tasks: dict[str, Any] = {}
+
+    def __enter__(self):
+        if self.progress:
+            self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self.progress:
+            self.progress.__exit__(*exc)
+
+    def __call__(self, what: str, done: int, total: int) -> None:
+        if not self.progress:
+            return
+        if what not in self.tasks:
+            self.tasks[what] = self.progress.add_task(what, total=total)
+        self.progress.update(self.tasks[what], completed=done, total=total)
+
+
+@app.command()
+def launch(spec: Path = typer.Argument(..., help="Campaign spec (YAML)."), db: str | None = DbOpt,
+           endpoint: str | None = EndpointOpt, as_json: bool = JsonOpt) -> None:
+    """Plan, price and publish a campaign. Re-running it resumes without publishing anything twice."""
+    from campaigns.launch import launch as do_launch
+    from campaigns.loading import load_spec
+
+    def go():
+        parsed = load_spec(spec)
+        store = _store(db)
+        with _Bar(not as_json) as bar:
+            return do_launch(parsed, store, spec_text=spec.read_text(encoding="utf-8"), endpoint=endpoint,
+                             progress=bar)
+
+    report = run(go)
+    if as_json:
+        emit_json(report)
+    else:
+        verb = "resumed" if report.resumed else "launched"
+        out.print(f"{verb} campaign [bold]{report.name}[/] (id {report.campaign_id}): stage {report.stage}, "
+                  f"{report.pages} pages ({report.published} published now, {report.already_published} before), "
+                  f"reward {report.reward_per_page} per page, forecast {report.forecast_total}")
+
+
+@app.command()
+def poll(campaign: str | None = typer.Argument(None, help="Campaign name (default: every active one)."),
+         db: str | None = DbOpt, endpoint: str | None = EndpointOpt,
+         watch: float | None = typer.Option(None, "--watch", help="Poll again every SECONDS until done."),
+         as_json: bool = JsonOpt) -> None:
+    """Fetch new answers, store them, review, pay, and advance or close finished stages."""
+    from campaigns.poll import poll as do_poll
+
+    store = run(lambda: _store(db))
+    while True:
+        with _Bar(not as_json) as bar:
+            report = run(lambda: do_poll(store, campaign, endpoint=endpoint, progress=bar))
+        if as_json:
+            emit_json(report)
+        else:
+            out.print(report.summary_line())
+        if watch is None or report.all_done:
+            break
+        time.sleep(watch)
+
+
+@app.command()
+def status(campaign: str | None = typer.Argument(None), db: str | None = DbOpt, as_json: bool = JsonOpt) -> None:
+    """Stages, pages, assignments and review state per campaign."""
+    from campaigns.reports import status as get_status
+
+    data = run(lambda: get_status(_store(db), campaign))
+    if as_json:
+        emit_json(data)
+        return
+    table = Table("campaign", "provider", "stage", "status", "pages done", "assignments", "approved", "rejected")
+    for c in data["campaigns"]:
+        for st in c["stages"]:
+            table.add_row(c["name"], c["provider"], st["name"], st["status"], f"{st['pages_done']}/{st['pages']}",
+                          str(st["assignments"]), str(st["approved"]), str(st["rejected"]))
+    out.print(table)
+
+
+@app.command()
+def costs(campaign: str | None = typer.Argument(None), db: str | None = DbOpt,
+          by: str = typer.Option("campaign", "--by", help="campaign|stage|provider|day|worker"),
+          as_json: bool = JsonOpt, as_csv: bool = typer.Option(False, "--csv", help="CSV on stdout."),
+          plot: Path | None = typer.Option(None, "--plot", help="Write cumulative spend vs budget to a PNG.")) -> None:
+    """Spent, committed, forecast and budget left; cost per item and effective hourly wage."""
+    from campaigns.reports import costs as get_costs
+
+    data = run(lambda: get_costs(_store(db), campaign, by=by, plot=plot))
+    if as_json:
+        emit_json(data)
+        return
+    rows = data["rows"]
+    if as_csv:
+        import csv
+
+        if rows:
+            w = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows({k: _default(v) if isinstance(v, Decimal) else v for k, v in r.items()} for r in rows)
+        return
+    if not rows:
+        out.print("no campaigns")
+        return
+    table = Table(*rows[0].keys())
+    for r in rows:
+        table.add_row(*(str(v) for v in r.values()))
+    out.print(table)
+
+
+@app.command()
+def workers(args: list[str] = typer.Argument(None, help="[CAMPAIGN] to list, or grant|revoke|block|unblock "
+                                                        "WORKER [POOL]"),
+            db: str | None = DbOpt, provider: str = typer.Option("mturk", "--provider"),
+            campaign: str | None = typer.Option(None, "--campaign", help="Campaign whose marketplace to use."),
+            reason: str = typer.Option("", "--reason"), as_json: bool = JsonOpt,
+            endpoint: str | None = EndpointOpt) -> None:
+    """List workers with pools, trust and evidence, or change one worker's standing."""
+    from campaigns import workers as w
+
+    args = args or []
+    if args and args[0] in w.ACTIONS:
+        if len(args) < 2:
+            err.print(f"error: usage: crowd workers {args[0]} WORKER [POOL]")
+            raise typer.Exit(1)
+        result = run(lambda: w.act(_store(db), args[0], args[1], pool=args[2] if len(args) > 2 else None,
+                                   provider=provider, campaign=campaign, reason=reason, endpoint=endpoint))
+        emit_json(result) if as_json else out.print(result["message"])
+        return
+    rows = run(lambda: w.list_workers(_store(db), args[0] if args else None))
+    if as_json:
+        emit_json({"workers": rows})
+        return
+    table = Table("worker", "provider", "pools", "trust", "golden", "judgements", "blocked")
+    for r in rows:
+        table.add_row(r["worker_id"], r["provider"], ",".join(r["pools"]),
+                      "" if r["trust"] is None else f"{r['trust']:.2f}",
+                      f"{r['golden_correct']}/{r['golden_total']}", str(r["judgements"]), str(r["blocked"]))
+    out.print(table)
+
+
+@app.command()
+def export(campaign: str = typer.Argument(...), db: str | None = DbOpt,
+           fmt: str = typer.Option("trl", "--format", help="trl|jsonl|argilla|sft|audit"),
+           out_path: Path | None = typer.Option(None, "--out", help="Output file (default: exports/...)."),
+           raw_worker_ids: bool = typer.Option(False, "--raw-worker-ids",
+                                               help="Do not pseudonymise worker ids."),
+           as_json: bool = JsonOpt) -> None:
+    """Write results: TRL preference JSONL, every judgement as JSONL, or an Argilla ranking export."""
+    from campaigns.export import export as do_export
+
+    result = run(lambda: do_export(_store(db), campaign, fmt, out_path, pseudonymise=not raw_worker_ids))
+    emit_json(result) if as_json else out.print(f"wrote {result['rows']} rows to {result['path']}")
+
+
+@app.command()
+def aggregate(file: Path = typer.Argument(..., help="CSV of answers."),
+              method: str = typer.Option("ds", "--method", help="mv|ds|glad|mace"),
+              out_file: Path | None = typer.Option(None, "--out", help="Write task,label,confidence here."),
+              task_column: str = typer.Option("task", "--task-column"),
+              worker_column: str = typer.Option("worker", "--worker-column"),
+              label_column: str = typer.Option("label", "--label-column")) -> None:
+    """Aggregate answers collected anywhere (crowd-kit): writes task,label,confidence."""
+    from decomposition.aggregate import aggregate_csv
+
+    df = run(lambda: aggregate_csv(file, method, task_column=task_column, worker_column=worker_column,
+                                   label_column=label_column, out=out_file))
+    if out_file is None:
+        df.to_csv(sys.stdout, index=False)
+    else:
+        err.print(f"wrote {len(df)} rows to {out_file}")
+
+
+@app.command()
+def demo(provider: str = typer.Option("mturk", "--provider", help="mturk|toloka"),
+         kind: str = typer.Option("pairwise", "--kind", help="pairwise|ffv"),
+         items: int | None = typer.Option(None, "--items", help="Use only the first N items."),
+         workers_n: int = typer.Option(30, "--workers", help="Simulated workers."),
+         spammers: float = typer.Option(0.1, "--spammers", help="Share of spammers in the crowd."),
+         seed: int = typer.Option(0, "--seed"), db: str | None = DbOpt, as_json: bool = JsonOpt) -> None:
+    """Run a whole campaign on a local marketplace with a simulated crowd, then summarise it."""
+    from campaigns.demo import run_demo
+
+    with _Bar(not as_json) as bar:
+        summary = run(lambda: run_demo(provider=provider, kind=kind, items=items, workers=workers_n,
+                                       spammers=spammers, seed=seed, db=db, progress=bar,
+                                       log=None if as_json else err.print))
+    if as_json:
+        emit_json(summary)
+    else:
+        from campaigns.demo import render_summary
+
+        out.print(render_summary(summary))
+
+
+@local_app.command("serve")
+def local_serve(provider: str = typer.Option("mturk", "--provider", help="mturk|toloka"),
+                port: int = typer.Option(0, "--port", help="Port on 127.0.0.1 (0: a free one)."),
+                workers_n: int = typer.Option(20, "--workers"), spammers: float = typer.Option(0.0, "--spammers"),
+                clock_speed: float = typer.Option(60.0, "--clock-speed",
+                                                  help="Simulated seconds per wall second."),
+                seed: int = typer.Option(0, "--seed")) -> None:
+    """Run a local marketplace in the foreground with the simulated crowd working continuously."""
+    from connectors.local import serve
+
+    serve(provider, port=port, workers=workers_n, spammers=spammers, clock_speed=clock_speed, seed=seed)
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app()

@@ -1,0 +1,177 @@
+"""``crowd launch``: plan a campaign's first stage, price it, check budget and balance, publish.
+
+Planning happens in memory first; nothing is written until every check passed. Re-running
+``launch`` on the same spec resumes: the campaign and its pages already exist, and only pages
+without a publication go out (each with its idempotency key, so the marketplace never makes a
+second HIT or task for a page whose publication record was lost in a crash).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from sqlmodel import select
+
+from campaigns import keys
+from campaigns.connect import connector_for
+from campaigns.errors import CrowdError
+from campaigns.loading import load_items
+from campaigns.models import Campaign, Item, Page, PollCursor, Publication, Stage, Task
+from campaigns.spec import CampaignSpec
+from campaigns.stages import StagePlan, batch_spec_for, first_stage, neutral_page, price_stage
+from campaigns.store import Store
+from connectors.base import BatchRef, Connector
+from payouts.budget import check_budget
+from payouts.pricing import forecast
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class LaunchReport:
+    campaign_id: int
+    name: str
+    stage: str
+    pages: int
+    published: int
+    already_published: int
+    reward_per_page: Decimal
+    forecast_total: Decimal
+    resumed: bool
+    api_calls: dict[str, int] = field(default_factory=dict)
+
+
+def spec_fingerprint(spec_text: str, items_text: str) -> str:
+    return hashlib.sha256((spec_text + "\x00" + items_text).encode()).hexdigest()[:16]
+
+
+def launch(spec: CampaignSpec, store: Store, *, spec_text: str, endpoint: str | None = None,
+           connector: Connector | None = None, progress: Progress | None = None) -> LaunchReport:
+    items_path = spec.path(spec.items)
+    plan_items = load_items(items_path, validate=first_stage(spec).validate_item)
+    fingerprint = spec_fingerprint(spec_text, items_path.read_text(encoding="utf-8"))
+
+    with store.session() as s:
+        existing = s.exec(select(Campaign).where(Campaign.name == spec.name)).first()
+        if existing is not None and existing.spec_hash != fingerprint:
+            raise CrowdError(f"campaign {spec.name!r} already exists with a different spec or items; "
+                             "give the campaign a new name")
+    conn = connector or connector_for(spec.provider, spec.environment, endpoint or spec.endpoint_url)
+
+    if existing is None:
+        stage_plan = first_stage(spec).plan(plan_items, random.Random(spec.seed))
+        reward = price_stage(spec, stage_plan)
+        cost = forecast(len(stage_plan.pages), stage_plan.assignments, reward, spec.provider)
+        if spec.budget is not None:
+            verdict = check_budget(cap=spec.budget.cap, spent=Decimal(0), committed=Decimal(0),
+                                   proposed=cost.total)
+            if not verdict.allowed:
+                raise CrowdError(f"launch refused: forecast {cost.total} {spec.budget.currency} "
+                                 f"exceeds the budget cap {spec.budget.cap}: {verdict.reason}")
+        balance = conn.balance()
+        if balance < cost.total:
+            raise CrowdError(f"launch refused: the {spec.provider} account balance {balance} cannot cover "
+                             f"the forecast {cost.total}")
+        campaign_id = _write_plan(store, spec, spec_text, fingerprint, plan_items, stage_plan, reward)
+        resumed = False
+    else:
+        campaign_id = existing.id
+        resumed = True
+
+    report = publish_stage(store, conn, campaign_id, stage_name=first_stage(spec).name, progress=progress)
+    report.resumed = resumed
+    return report
+
+
+def _write_plan(store: Store, spec: CampaignSpec, spec_text: str, fingerprint: str, items: list[dict],
+                plan: StagePlan, reward: Decimal) -> int:
+    with store.write() as s:
+        campaign = Campaign(name=spec.name, provider=spec.provider, environment=spec.environment,
+                            endpoint_url=spec.endpoint_url, kind=spec.kind, spec_yaml=spec_text,
+                            spec_hash=fingerprint, budget_cap=spec.budget.cap if spec.budget else None)
+        s.add(campaign)
+        s.flush()
+        item_rows = {it["id"]: Item(campaign_id=campaign.id, external_id=str(it["id"]), payload=it)
+                     for it in items}
+        s.add_all(item_rows.values())
+        s.flush()
+        add_stage(s, campaign, plan, reward, {k: v.id for k, v in item_rows.items()})
+        return campaign.id
+
+
+def add_stage(s, campaign: Campaign, plan: StagePlan, reward: Decimal, item_ids: dict[str, int]) -> Stage:
+    """Write one planned stage: its tasks and pages. Shared by launch and stage advancement."""
+    stage = Stage(campaign_id=campaign.id, name=plan.name, kind=plan.kind,
+                  batch_idempotency_key=keys.batch_key(campaign.name, plan.name), reward=reward,
+                  assignments_per_page=plan.assignments, max_assignments_per_page=plan.max_assignments,
+                  settings=plan.settings, status="planned")
+    s.add(stage)
+    s.flush()
+    s.add(PollCursor(stage_id=stage.id))
+    tasks: dict[str, Task] = {}
+    for draft in plan.tasks:
+        key = keys.short_id(campaign.name, plan.name, draft.key, prefix="k", length=11)
+        tasks[draft.key] = Task(stage_id=stage.id, item_id=item_ids.get(draft.item_id), key=key,
+                                key_hint=draft.key, payload=draft.payload, golden=draft.golden_answer is not None,
+                                golden_answer=draft.golden_answer)
+    s.add_all(tasks.values())
+    s.flush()
+    for index, page_drafts in enumerate(plan.pages):
+        page = Page(stage_id=stage.id, page_key=keys.short_id(campaign.name, plan.name, index, prefix="pg"),
+                    task_keys=[tasks[d].key for d in page_drafts], assignments=plan.assignments)
+        s.add(page)
+        s.flush()
+        for d in page_drafts:
+            tasks[d].page_id = page.id
+    return stage
+
+
+def publish_stage(store: Store, conn: Connector, campaign_id: int, *, stage_name: str,
+                  progress: Progress | None = None, chunk: int = 25) -> LaunchReport:
+    """Create the batch if needed and publish every page that has no publication yet."""
+    with store.session() as s:
+        campaign = s.get(Campaign, campaign_id)
+        stage = s.exec(select(Stage).where(Stage.campaign_id == campaign_id, Stage.name == stage_name)).one()
+    spec = batch_spec_for(campaign, stage, conn)
+    with store.session() as s:
+        pages = s.exec(select(Page).where(Page.stage_id == stage.id).order_by(Page.id)).all()
+        published_ids = set(s.exec(select(Publication.page_id).join(Page).where(Page.stage_id == stage.id)).all())
+        todo = [p for p in pages if p.id not in published_ids]
+        task_rows = {t.key: t for t in s.exec(select(Task).where(Task.stage_id == stage.id)).all()}
+        batch_ref = stage.batch_ref
+    if batch_ref is None:
+        ref = conn.create_batch(spec)
+        with store.write() as s:
+            st = s.get(Stage, stage.id)
+            st.batch_ref = ref.model_dump()
+            st.status = "open"
+            s.add(st)
+        batch_ref = ref.model_dump()
+    ref = BatchRef.model_validate(batch_ref)
+    done = 0
+    for start in range(0, len(todo), chunk):
+        group = todo[start:start + chunk]
+        neutral = [neutral_page(campaign, stage, p, [task_rows[k] for k in p.task_keys]) for p in group]
+        published = conn.publish(ref, spec, neutral)
+        by_page = {pp.page_id: pp for pp in published}
+        with store.write() as s:
+            rows = [dict(page_id=p.id, provider=campaign.provider, provider_ref=by_page[p.page_key].provider_ref,
+                         idempotency_key=keys.page_key(campaign.name, stage.name, p.page_key)) for p in group]
+            store.insert_ignore(s, Publication, rows, ["page_id"])
+            for p in group:
+                row = s.get(Page, p.id)
+                row.status = "published"
+                s.add(row)
+        done += len(group)
+        if progress:
+            progress("publish", done, len(todo))
+    return LaunchReport(campaign_id=campaign_id, name=campaign.name, stage=stage.name, pages=len(pages),
+                        published=len(todo), already_published=len(pages) - len(todo),
+                        reward_per_page=stage.reward,
+                        forecast_total=forecast(len(pages), stage.assignments_per_page, stage.reward,
+                                                campaign.provider).total,
+                        resumed=False, api_calls=dict(getattr(conn, "calls", {})))

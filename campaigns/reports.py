@@ -1,0 +1,121 @@
+"""Read-only views over the store for ``crowd status`` and ``crowd costs``."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from decimal import Decimal
+from pathlib import Path
+
+from sqlmodel import func, select
+
+from campaigns.errors import CrowdError
+from campaigns.models import Assignment, Campaign, Item, LedgerEntry, Page, Stage
+from campaigns.store import Store
+from payouts.fees import fee_schedule
+from payouts.pricing import effective_hourly_wage
+from payouts.report import LedgerRecord, cost_report
+
+GROUPS = ("campaign", "stage", "provider", "day", "worker")
+
+
+def _campaigns(s, name: str | None) -> list[Campaign]:
+    q = select(Campaign).order_by(Campaign.id)
+    if name is not None:
+        q = q.where(Campaign.name == name)
+    found = s.exec(q).all()
+    if name is not None and not found:
+        raise CrowdError(f"no campaign named {name!r}")
+    return list(found)
+
+
+def status(store: Store, campaign: str | None = None) -> dict:
+    with store.session() as s:
+        out = []
+        for c in _campaigns(s, campaign):
+            stages = []
+            for st in s.exec(select(Stage).where(Stage.campaign_id == c.id).order_by(Stage.id)).all():
+                pages = dict(s.exec(select(Page.status, func.count()).where(Page.stage_id == st.id)
+                                    .group_by(Page.status)).all())
+                reviews = dict(s.exec(select(Assignment.review, func.count()).where(Assignment.stage_id == st.id)
+                                      .group_by(Assignment.review)).all())
+                stages.append({"name": st.name, "kind": st.kind, "status": st.status,
+                               "pages": sum(pages.values()), "pages_done": pages.get("done", 0),
+                               "assignments": sum(reviews.values()), "approved": reviews.get("approved", 0),
+                               "rejected": reviews.get("rejected", 0),
+                               "pending": sum(v for k, v in reviews.items() if k not in ("approved", "rejected")),
+                               "reward_per_page": st.reward, "assignments_per_page": st.assignments_per_page})
+            out.append({"id": c.id, "name": c.name, "provider": c.provider, "environment": c.environment,
+                        "kind": c.kind, "status": c.status, "created_at": c.created_at, "stages": stages})
+    return {"campaigns": out}
+
+
+def costs(store: Store, campaign: str | None = None, *, by: str = "campaign", plot: Path | None = None) -> dict:
+    groups = [g.strip() for g in by.split(",") if g.strip()]
+    bad = [g for g in groups if g not in GROUPS]
+    if bad or not groups:
+        raise CrowdError(f"--by must be one or more of {', '.join(GROUPS)} (got {by!r})")
+    with store.session() as s:
+        cs = _campaigns(s, campaign)
+        names = {c.id: c.name for c in cs}
+        stage_names = {st.id: st.name for st in s.exec(select(Stage).where(Stage.campaign_id.in_(list(names)))).all()}
+        entries = s.exec(select(LedgerEntry).where(LedgerEntry.campaign_id.in_(list(names)))).all()
+        records = [LedgerRecord(kind=e.kind, amount=e.amount, state=e.state, campaign=names[e.campaign_id],
+                                stage=stage_names.get(e.stage_id, ""), provider=e.provider,
+                                worker=e.worker_id or "", created_at=e.created_at) for e in entries]
+        summaries = [_campaign_summary(s, c) for c in cs]
+    rows = [{**r.group, **r.model_dump(exclude={"group"})} for r in cost_report(records, by=groups)]
+    if plot is not None:
+        from campaigns.plot import plot_spend
+
+        plot_spend(records, summaries, plot)
+    return {"by": groups, "rows": rows, "campaigns": summaries}
+
+
+def _campaign_summary(s, c: Campaign) -> dict:
+    """Spent, committed (published, not yet submitted), forecast to completion, budget left."""
+    spent = {k: Decimal("0.00") for k in ("reward", "bonus", "fee")}
+    for e in s.exec(select(LedgerEntry).where(LedgerEntry.campaign_id == c.id,
+                                              LedgerEntry.state.in_(["sent", "confirmed"]))).all():
+        spent[e.kind] += e.amount
+    total_spent = sum(spent.values(), Decimal("0.00"))
+    committed = Decimal("0.00")
+    forecast_rest = Decimal("0.00")
+    schedule = fee_schedule(c.provider)
+    seconds: list[float] = []
+    for st in s.exec(select(Stage).where(Stage.campaign_id == c.id)).all():
+        for p in s.exec(select(Page).where(Page.stage_id == st.id)).all():
+            got = s.exec(select(func.count()).select_from(Assignment).where(Assignment.page_id == p.id)).one()
+            unpaid = s.exec(select(func.count()).select_from(Assignment).where(
+                Assignment.page_id == p.id, Assignment.review.not_in(["approved", "rejected"]))).one()
+            per = st.reward + schedule.assignment_fee(st.reward, p.assignments)
+            outstanding = max(0, p.assignments - got) + unpaid
+            if p.status != "planned":
+                committed += per * outstanding
+            forecast_rest += per * outstanding
+        for a, b in s.exec(select(Assignment.accepted_at, Assignment.submitted_at)
+                           .where(Assignment.stage_id == st.id)).all():
+            if a and b:
+                seconds.append((b - a).total_seconds())
+    items = s.exec(select(func.count()).select_from(Item).where(Item.campaign_id == c.id)).one()
+    stages = s.exec(select(Stage).where(Stage.campaign_id == c.id)).all()
+    wage = None
+    if seconds and stages:
+        seconds.sort()
+        wage = effective_hourly_wage(stages[0].reward, Decimal(str(seconds[len(seconds) // 2])))
+    forecast_total = total_spent + forecast_rest
+    return {"campaign": c.name, "provider": c.provider, "currency": c.currency,
+            "spent": {**spent, "total": total_spent}, "committed": committed, "forecast_total": forecast_total,
+            "budget_cap": c.budget_cap,
+            "budget_left": None if c.budget_cap is None else c.budget_cap - total_spent - committed,
+            "items": items, "cost_per_item": (total_spent / items).quantize(Decimal("0.0001")) if items else None,
+            "effective_hourly_wage": wage}
+
+
+def ledger_totals(store: Store, campaign: str) -> dict[str, Decimal]:
+    with store.session() as s:
+        c = _campaigns(s, campaign)[0]
+        totals: dict[str, Decimal] = defaultdict(lambda: Decimal("0.00"))
+        for e in s.exec(select(LedgerEntry).where(LedgerEntry.campaign_id == c.id,
+                                                  LedgerEntry.state.in_(["sent", "confirmed"]))).all():
+            totals[e.kind] += e.amount
+    return dict(totals)

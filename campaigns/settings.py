@@ -1,0 +1,25 @@
+"""Process configuration from the environment (``CROWD_*``), read once per command.
+
+Secrets are ``SecretStr`` so they print as ``**********`` in reprs, logs and tracebacks.
+"""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite:///./crowd.db"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CROWD_", extra="ignore")
+
+    database_url: str = DEFAULT_DATABASE_URL
+    # Toloka's own tools read TOLOKA_API_KEY, so accept it as well as CROWD_TOLOKA_API_KEY.
+    toloka_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("CROWD_TOLOKA_API_KEY", "TOLOKA_API_KEY"))
+    mturk_endpoint: str | None = None  # overrides the environment's MTurk endpoint
+    toloka_endpoint: str | None = None  # overrides the environment's Toloka endpoint
+    log_level: str = "WARNING"
+    # Key of the hash that pseudonymises worker ids in exports (default: per campaign).
+    pseudonym_key: str | None = None

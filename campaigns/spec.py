@@ -1,0 +1,161 @@
+"""The campaign spec: one YAML file says what to ask, whom, how to check them and what to pay.
+
+Validated with pydantic; ``load_spec`` turns any error into one ``SpecError`` line that names
+the field and its line in the YAML file, before anything is written anywhere.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _money(v: Any, places: int = 3) -> Decimal:
+    """Money in a spec: a plain decimal, not negative, at most ``places`` decimals."""
+    if isinstance(v, bool) or v is None:
+        raise ValueError("must be a decimal amount")
+    try:
+        d = Decimal(str(v).strip())
+    except Exception as exc:  # noqa: BLE001 - any parse failure is the same user error
+        raise ValueError(f"not a decimal amount: {v!r}") from exc
+    if not d.is_finite():
+        raise ValueError(f"not a finite amount: {v!r}")
+    if d < 0:
+        raise ValueError(f"must not be negative: {v}")
+    if -d.as_tuple().exponent > places:
+        raise ValueError(f"more than {places} decimal places: {v}")
+    return d
+
+
+class Pricing(_Spec):
+    """Either ``reward`` per page, or ``seconds_per_item`` x ``hourly_wage``."""
+
+    reward: Decimal | None = None
+    seconds_per_item: float | None = Field(default=None, gt=0)
+    hourly_wage: Decimal | None = None
+    wage_topup: bool = False  # bonus workers up to hourly_wage after measuring their time
+
+    _m = field_validator("reward", "hourly_wage", mode="before")(lambda v: None if v is None else _money(v))
+
+    @model_validator(mode="after")
+    def _one_way(self) -> Pricing:
+        if self.reward is None and (self.seconds_per_item is None or self.hourly_wage is None):
+            raise ValueError("give either reward, or both seconds_per_item and hourly_wage")
+        return self
+
+
+class Budget(_Spec):
+    cap: Decimal
+    currency: Literal["USD"] = "USD"
+
+    _m = field_validator("cap", mode="before")(lambda v: _money(v, 2))
+
+
+class Golden(_Spec):
+    items: str | None = None  # JSONL of items with known answers
+    synthetic: bool = False  # pairwise: response vs a degraded copy of itself
+    rate: float = Field(default=0.0, ge=0.0, lt=1.0)  # share of items on a page that are golden
+
+
+class Pools(_Spec):
+    required: list[str] = Field(default_factory=list)
+    min_score: int | None = None
+    blocked: str | None = "blocked"
+
+
+class Screening(_Spec):
+    test: str  # path to a YAML/JSONL screening test
+    pool: str = "screened"
+
+
+class Review(_Spec):
+    """How answers are judged: approve valid work; reject only under these rules."""
+
+    reject_invalid: bool = True  # answers that do not parse
+    reject_golden_below: float | None = None  # reject an assignment whose golden accuracy is below
+    block_below_trust: float | None = 0.35
+    min_evidence: int = 8  # golden answers before a worker may be blocked
+    trusted_above: float | None = 0.6
+    quality_bonus: Decimal | None = None
+
+    _m = field_validator("quality_bonus", mode="before")(lambda v: None if v is None else _money(v))
+
+
+class Overlap(_Spec):
+    """Assignments per page; adaptive overlap grows from ``min`` to ``max`` where agreement is low."""
+
+    min: int = Field(default=3, ge=1)
+    max: int | None = Field(default=None, ge=1)
+    target_agreement: float = Field(default=0.7, gt=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _order(self) -> Overlap:
+        if self.max is not None and self.max < self.min:
+            raise ValueError("max must be at least min")
+        return self
+
+
+class Exports(_Spec):
+    dir: str = "exports"
+    formats: list[Literal["trl", "jsonl", "argilla", "sft", "audit"]] = Field(
+        default_factory=lambda: ["trl", "jsonl", "argilla"])
+
+
+class StageSettings(_Spec):
+    """Per-stage overrides (Find-Fix-Verify has three stages with their own price and size)."""
+
+    instructions: str | None = None
+    page_size: int | None = Field(default=None, ge=1, le=50)
+    overlap: int | None = Field(default=None, ge=1)
+    min_overlap: int | None = Field(default=None, ge=1)
+    pricing: Pricing | None = None
+
+
+class CampaignSpec(_Spec):
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    provider: Literal["mturk", "toloka"] = "mturk"
+    environment: Literal["local", "sandbox", "production"] = "local"
+    endpoint_url: str | None = None
+    kind: Literal["pairwise", "listwise", "ffv"] = "pairwise"
+    settings: dict[str, Any] = Field(default_factory=dict)  # the task kind's own settings
+    items: str  # JSONL path, relative to the spec file
+    title: str = "Compare two AI responses"
+    description: str = "Read a prompt and pick the better of two responses."
+    keywords: list[str] = Field(default_factory=lambda: ["comparison", "rating", "AI"])
+    instructions: str = ""
+    page_size: int = Field(default=5, ge=1, le=50)
+    overlap: Overlap = Field(default_factory=Overlap)
+    golden: Golden = Field(default_factory=Golden)
+    screening: Screening | None = None
+    pools: Pools = Field(default_factory=Pools)
+    locales: list[str] = Field(default_factory=list)
+    pricing: Pricing
+    budget: Budget | None = None
+    review: Review = Field(default_factory=Review)
+    stages: dict[str, StageSettings] = Field(default_factory=dict)
+    assignment_duration_s: int = Field(default=1800, ge=30, le=31536000)
+    lifetime_s: int = Field(default=7 * 24 * 3600, ge=60)
+    auto_approval_delay_s: int = Field(default=3 * 24 * 3600, ge=0)
+    exports: Exports = Field(default_factory=Exports)
+    seed: int = 0
+
+    # Where the spec file lives; relative paths in it resolve against this. Not part of the YAML.
+    base_dir: Path | None = Field(default=None, exclude=True)
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return v
+
+    def path(self, rel: str) -> Path:
+        p = Path(rel)
+        return p if p.is_absolute() or self.base_dir is None else self.base_dir / p

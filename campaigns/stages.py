@@ -1,0 +1,193 @@
+"""Stages: planning a stage's tasks and pages from a task kind, turning stored tasks into
+neutral pages for a connector, judging answers, and moving a campaign on when a stage is done.
+
+One mechanism for every task kind: the kind module (``decomposition``) supplies tasks,
+widgets, parsing, grading and aggregation; this module only wires them to the store.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from sqlmodel import func, select
+
+from campaigns import keys
+from campaigns.errors import CrowdError
+from campaigns.loading import load_items
+from campaigns.models import Assignment, Campaign, Page, Publication, Stage, Task
+from campaigns.spec import CampaignSpec
+from campaigns.specs import campaign_spec
+from campaigns.store import Store
+from connectors.base import BatchSpec, Connector, PageItem, PoolRequirement, PoolSpec
+from connectors.base import Page as NeutralPage
+from decomposition.errors import AnswerError
+from decomposition.golden import golden_tasks, synthetic_pairwise_golden
+from decomposition.kinds import TaskDraft, get_kind
+from decomposition.pages import build_pages
+from payouts.pricing import reward_per_page, validate_reward
+
+
+@dataclass
+class StagePlan:
+    name: str
+    kind: str
+    tasks: list[TaskDraft]
+    pages: list[list[str]]  # task keys (``TaskDraft.key``) per page
+    assignments: int
+    max_assignments: int
+    settings: dict = field(default_factory=dict)
+    items_per_page: int = 1
+
+
+@dataclass
+class StageDef:
+    name: str
+    kind: str
+    spec: CampaignSpec
+
+    @property
+    def kind_impl(self):
+        return get_kind(self.kind)
+
+    def validate_item(self, item: dict) -> None:
+        """For ``load_items``: an item the kind cannot design tasks for is refused with its line."""
+        self.kind_impl.make_tasks(item, self.spec.settings, 0)
+
+    def plan(self, items: list[dict], rng: random.Random) -> StagePlan:
+        kind = self.kind_impl
+        settings = kind.settings(self.spec.settings)
+        real = [d for item in items for d in kind.make_tasks(item, settings, rng)]
+        golden: list[TaskDraft] = []
+        if self.spec.golden.items:
+            golden += golden_tasks(kind, load_items(self.spec.path(self.spec.golden.items)), settings, rng)
+        if self.spec.golden.synthetic and self.kind == "pairwise":
+            golden += synthetic_pairwise_golden(items, max(5, len(items) // 5), settings, rng)
+        by_key = {d.key: d for d in real + golden}
+        if len(by_key) != len(real) + len(golden):
+            raise CrowdError("two tasks of this stage have the same key; item ids must be unique")
+        pages = build_pages([d.key for d in real], [d.key for d in golden], self.spec.page_size,
+                            self.spec.golden.rate if golden else 0.0, rng)
+        used = {k for p in pages for k in p}
+        overlap = self.spec.overlap
+        return StagePlan(name=self.name, kind=self.kind, tasks=[d for k, d in by_key.items() if k in used],
+                         pages=pages, assignments=overlap.min, max_assignments=overlap.max or overlap.min,
+                         settings=settings.model_dump(mode="json"), items_per_page=self.spec.page_size)
+
+
+def first_stage(spec: CampaignSpec) -> StageDef:
+    return StageDef(name="compare" if spec.kind in ("pairwise", "listwise") else "find",
+                    kind=spec.kind if spec.kind != "ffv" else "find", spec=spec)
+
+
+def price_stage(spec: CampaignSpec, plan: StagePlan) -> Decimal:
+    p = spec.stages.get(plan.name).pricing if plan.name in spec.stages and spec.stages[plan.name].pricing \
+        else spec.pricing
+    if p.reward is not None:
+        return validate_reward(p.reward, spec.provider)
+    return reward_per_page(plan.items_per_page, p.seconds_per_item, p.hourly_wage, spec.provider)
+
+
+def stage_kind(stage: Stage):
+    return get_kind(stage.kind)
+
+
+def neutral_page(campaign: Campaign, stage: Stage, page: Page, tasks: list[Task]) -> NeutralPage:
+    kind = stage_kind(stage)
+    settings = stage.settings or {}
+    items = [PageItem(item_key=t.key, widgets=kind.widgets(t.payload, settings), golden=t.golden,
+                      known_answer=t.golden_answer if t.golden else None)
+             for t in tasks]
+    return NeutralPage(page_id=page.page_key, idempotency_key=keys.page_key(campaign.name, stage.name, page.page_key),
+                       items=items)
+
+
+def batch_spec_for(campaign: Campaign, stage: Stage, conn: Connector) -> BatchSpec:
+    spec = campaign_spec(campaign)
+    requirements: list[PoolRequirement] = []
+    for name in spec.pools.required:
+        requirements.append(PoolRequirement(pool=conn.ensure_pool(PoolSpec(name=name)), min_score=spec.pools.min_score))
+    if spec.pools.blocked:
+        requirements.append(PoolRequirement(pool=conn.ensure_pool(PoolSpec(name=spec.pools.blocked,
+                                                                           description="Blocked workers")),
+                                            exclude=True))
+    overrides = spec.stages.get(stage.name)
+    golden_per_page = round(spec.page_size * spec.golden.rate)
+    return BatchSpec(batch_id=f"{campaign.name}/{stage.name}", idempotency_key=stage.batch_idempotency_key,
+                     stage=stage.name, kind=stage.kind, title=spec.title, description=spec.description,
+                     instructions=(overrides.instructions if overrides and overrides.instructions else
+                                   spec.instructions),
+                     keywords=spec.keywords, reward=stage.reward, assignments_per_page=stage.assignments_per_page,
+                     assignment_duration_s=spec.assignment_duration_s, lifetime_s=spec.lifetime_s,
+                     auto_approval_delay_s=spec.auto_approval_delay_s, requirements=requirements,
+                     locales=spec.locales, golden_per_page=golden_per_page,
+                     real_per_page=max(1, spec.page_size - golden_per_page))
+
+
+def judge(kind, task: Task, answer: dict | None, parse_error: str | None) -> tuple[Any, str | None, bool | None]:
+    """(value, error, golden_correct) for one task's answer within an assignment."""
+    if parse_error:
+        return None, parse_error, (False if task.golden else None)
+    if answer is None:
+        return None, "no answer for this item", (False if task.golden else None)
+    try:
+        value = kind.parse(task.payload, answer)
+    except AnswerError as exc:
+        return None, str(exc), (False if task.golden else None)
+    correct = kind.grade(task.payload, task.golden_answer, value) if task.golden else None
+    return value.model_dump(mode="json"), None, correct
+
+
+def refresh_pages(store: Store, stage_id: int, finished_refs: list[str] | None = None) -> tuple[int, int]:
+    """Mark pages done whose every assignment came back, or that the marketplace reports as
+    having no work left (expired with fewer answers); returns (done, total)."""
+    with store.write() as s:
+        finished = set(s.exec(select(Publication.page_id).where(
+            Publication.provider_ref.in_(finished_refs or []))).all()) if finished_refs else set()
+        counts = dict(s.exec(select(Assignment.page_id, func.count()).where(Assignment.stage_id == stage_id)
+                             .group_by(Assignment.page_id)).all())
+        pages = s.exec(select(Page).where(Page.stage_id == stage_id)).all()
+        done = 0
+        for p in pages:
+            if p.status != "done" and (counts.get(p.id, 0) >= p.assignments or p.id in finished):
+                p.status = "done"
+                s.add(p)
+            done += p.status == "done"
+        return done, len(pages)
+
+
+def advance(store: Store, conn: Connector, campaign_id: int) -> None:
+    """Finish stages whose pages are all done and reviewed; finish the campaign when none is left."""
+    from campaigns.results import finalize_stage
+
+    with store.session() as s:
+        campaign = s.get(Campaign, campaign_id)
+        stages = s.exec(select(Stage).where(Stage.campaign_id == campaign_id).order_by(Stage.id)).all()
+    for stage in stages:
+        if stage.status != "open":
+            continue
+        with store.session() as s:
+            open_pages = s.exec(select(func.count()).select_from(Page).where(
+                Page.stage_id == stage.id, Page.status != "done")).one()
+            unreviewed = s.exec(select(func.count()).select_from(Assignment).where(
+                Assignment.stage_id == stage.id, Assignment.review.in_(["pending", "approving", "rejecting"]))).one()
+        if open_pages or unreviewed:
+            continue
+        finalize_stage(store, campaign, stage)
+        from connectors.base import BatchRef
+
+        conn.close(BatchRef.model_validate(stage.batch_ref))
+        with store.write() as s:
+            st = s.get(Stage, stage.id)
+            st.status = "done"
+            s.add(st)
+    with store.write() as s:
+        statuses = s.exec(select(Stage.status).where(Stage.campaign_id == campaign_id)).all()
+        if statuses and all(x == "done" for x in statuses):
+            c = s.get(Campaign, campaign_id)
+            c.status = "done"
+            s.add(c)
+
+

@@ -1,0 +1,518 @@
+"""``MTurkConnector``: the neutral ``Connector`` protocol over boto3's ``mturk`` client.
+
+Mapping: a batch is a HIT type, a page is a HIT (HTMLQuestion crowd-form), a pool is a
+qualification type, a screening test is a qualification type with Test + AnswerKey (MTurk scores
+it), a block is a worker block. Every API call goes through ``_call``: counted in ``calls``, paced
+by the rate limiter when asked, retried by the shared tenacity policy (botocore's own retries are
+off), and a ``ClientError`` becomes a ``ConnectorError`` carrying MTurk's ``TurkErrorCode``.
+
+Item keys travel in the HIT's ``RequesterAnnotation`` as ``"{page_id};{key0},{key1},..."`` (the
+engine keeps keys short and free of ``;`` and ``,``), so any process can map ``i{k}`` back.
+
+``fetch`` cursor (compact JSON): ``{"v": 1, "open": {HITId: {"a": annotation, "m": [multi-choice
+fields], "s": [assignment ids seen]}}}``. Only unfinished HITs are kept, so it is bounded by the open
+pages, not by all pages ever published. Cost per poll: ceil(reviewable HITs of the type / 100)
+ListReviewableHITs + one ListAssignmentsForHIT per open HIT (more only past 100 assignments on one
+HIT). The first poll (cursor None) also pages through ListHITs once (ceil(account HITs / 100)) to
+discover the batch's HITs. Pages published into a batch after its first poll are picked up when
+published or extended by the same connector object; another process should restart from cursor None.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import boto3
+from botocore import xform_name
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
+
+from connectors.base import (
+    BatchRef,
+    BatchSpec,
+    BonusReceipt,
+    ConnectorError,
+    FetchResult,
+    Page,
+    PoolRef,
+    PoolSpec,
+    PublishedPage,
+    RawAssignment,
+    ScreeningTest,
+)
+from connectors.mturk import render
+from connectors.mturk.answers import AnswerParseError, parse_answer
+from connectors.retry import AdaptiveRateLimiter, RetryPolicy, call_with_retry
+
+log = logging.getLogger(__name__)
+
+PROVIDER = "mturk"
+ENDPOINTS = {
+    "local": "http://127.0.0.1:8765",
+    "sandbox": "https://mturk-requester-sandbox.us-east-1.amazonaws.com",
+    "production": "https://mturk-requester.us-east-1.amazonaws.com",
+}
+LOCALE_QUALIFICATION = "00000000000000000071"
+MAX_QUESTION_BYTES = 65535  # MTurk's limit on a Question document
+PAST = datetime(2015, 1, 1, tzinfo=UTC)  # "expire now": MTurk takes any time in the past
+THROTTLE_CODES = {"Throttling", "ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded",
+                  "AWS.MechanicalTurk.Throttled", "ServiceUnavailable", "SlowDown"}
+RETRYABLE_CODES = THROTTLE_CODES | {"ServiceFault", "AWS.MechanicalTurk.ServiceFault", "InternalFailure",
+                                    "InternalError", "ServiceUnavailableException"}
+_HIT_ID_IN_MESSAGE = re.compile(r"\bHIT(?:\s*Id|\s+with\s+ID)[\s:=\"']*([A-Z0-9]{20,40})\b", re.IGNORECASE)
+
+
+def request_token(key: str) -> str:
+    """A UniqueRequestToken (<= 64 chars) derived deterministically from an idempotency key.
+    MTurk remembers tokens for 24 hours; within that window a repeat cannot duplicate work."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def annotation(page: Page) -> str:
+    """``"{page_id};{key0},{key1},..."`` for RequesterAnnotation (<= 255 chars)."""
+    keys = [item.item_key for item in page.items]
+    bad = [k for k in keys if ";" in k or "," in k] + ([page.page_id] if ";" in page.page_id else [])
+    if bad:
+        raise ConnectorError(PROVIDER, "CreateHITWithHITType", "InvalidItemKey",
+                             f"ids must not contain ';' or ',': {bad}", field="item_key")
+    text = f"{page.page_id};{','.join(keys)}"
+    if len(text) > 255:
+        raise ConnectorError(PROVIDER, "CreateHITWithHITType", "AnnotationTooLong",
+                             f"page {page.page_id}: RequesterAnnotation would be {len(text)} chars (max 255);"
+                             " use shorter item keys or fewer items per page", field="RequesterAnnotation")
+    return text
+
+
+def split_annotation(text: str | None) -> tuple[str | None, list[str]]:
+    if not text or ";" not in text:
+        return (text or None), []
+    page_id, _, keys = text.partition(";")
+    return page_id, [k for k in keys.split(",") if k]
+
+
+def money(amount: Decimal, operation: str) -> str:
+    """USD amount as MTurk's "0.00" string; refuses fractions of a cent rather than rounding."""
+    try:
+        cents = Decimal(amount).quantize(Decimal("0.01"))
+    except InvalidOperation as exc:
+        raise ConnectorError(PROVIDER, operation, "InvalidAmount", f"not an amount: {amount!r}") from exc
+    if cents != amount or cents < 0:
+        raise ConnectorError(PROVIDER, operation, "InvalidAmount",
+                             f"{amount} is not a non-negative whole number of cents")
+    return f"{cents:.2f}"
+
+
+@dataclass
+class _Hit:
+    """What fetch needs to know about one open HIT (also its cursor entry)."""
+
+    annotation: str | None = None
+    multi: list[str] = field(default_factory=list)
+    seen: set[str] = field(default_factory=set)
+
+    def dump(self) -> dict[str, Any]:
+        return {"a": self.annotation, "m": self.multi, "s": sorted(self.seen)}
+
+    @classmethod
+    def load(cls, d: dict[str, Any]) -> _Hit:
+        return cls(d.get("a"), list(d.get("m", [])), set(d.get("s", [])))
+
+
+class MTurkConnector:
+    """Amazon Mechanical Turk through boto3, against production, the sandbox or the local server."""
+
+    provider = PROVIDER
+
+    def __init__(self, environment: str = "local", endpoint_url: str | None = None, *,
+                 region: str = "us-east-1", max_workers: int = 4, retry: RetryPolicy | None = None,
+                 session: boto3.Session | None = None):
+        if environment not in ENDPOINTS:
+            raise ValueError(f"unknown environment {environment!r}; expected one of {', '.join(ENDPOINTS)}")
+        self.environment = environment
+        self.endpoint_url = endpoint_url or ENDPOINTS[environment]
+        self.max_workers = max(1, max_workers)
+        self.retry = retry or RetryPolicy()
+        self.calls: Counter = Counter()
+        # MTurk allows a few requests per second per account; the local server can take far more.
+        self.limiter = AdaptiveRateLimiter(rate=100.0 if environment == "local" else 5.0, min_rate=0.5)
+        session = session or boto3.Session()
+        keys: dict[str, str] = {}
+        if environment == "local" and session.get_credentials() is None:
+            # the local server ignores credentials; botocore still needs some to sign with
+            keys = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
+        self.client = session.client(
+            "mturk", endpoint_url=self.endpoint_url, region_name=region,
+            # total_max_attempts=1: no botocore retries at all (its max_attempts counts *re*tries)
+            config=Config(retries={"total_max_attempts": 1, "mode": "standard"},
+                          max_pool_connections=max(10, self.max_workers * 2)),
+            **keys)
+        self._lock = threading.Lock()
+        # HITTypeId -> HITId -> info for HITs this object published or extended, until a fetch carries them
+        self._hits: dict[str, dict[str, _Hit]] = {}
+
+    def __repr__(self) -> str:  # never shows credentials
+        return f"MTurkConnector(environment={self.environment!r}, endpoint_url={self.endpoint_url!r})"
+
+    # ------------------------------------------------------------------ plumbing
+    def _error(self, operation: str, exc: Exception) -> ConnectorError:
+        if isinstance(exc, ClientError):
+            resp = exc.response
+            err = resp.get("Error", {})
+            code = resp.get("TurkErrorCode") or err.get("TurkErrorCode") or err.get("Code") or "Unknown"
+            status = resp.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            retryable = (err.get("Code") in RETRYABLE_CODES or code in RETRYABLE_CODES
+                         or "throttl" in str(code).lower() or status == 429 or status >= 500)
+            message = err.get("Message") or resp.get("Message") or str(exc)
+            return ConnectorError(PROVIDER, operation, code, message, retryable=retryable)
+        # connection refused/reset, timeouts, truncated responses: worth another try
+        return ConnectorError(PROVIDER, operation, type(exc).__name__, str(exc), retryable=True)
+
+    @staticmethod
+    def _classify(exc: BaseException) -> tuple[bool, float | None]:
+        if not isinstance(exc, ConnectorError) or not exc.retryable:
+            return False, None
+        cause = exc.__cause__
+        if isinstance(cause, ClientError):
+            headers = cause.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+            try:
+                return True, float(headers["retry-after"])
+            except (KeyError, ValueError):
+                pass
+        return True, None
+
+    @staticmethod
+    def _is_throttle(exc: ConnectorError) -> bool:
+        return (exc.code in THROTTLE_CODES or "throttl" in exc.code.lower()
+                or "rate exceeded" in exc.message.lower())
+
+    def _call(self, operation: str, *, paced: bool = False, **params: Any) -> dict[str, Any]:
+        """One MTurk operation with counting, optional pacing and retries."""
+        method = getattr(self.client, xform_name(operation))
+
+        def attempt() -> dict[str, Any]:
+            if paced:
+                self.limiter.acquire()
+            with self._lock:
+                self.calls[operation] += 1
+            try:
+                result = method(**params)
+            except (ClientError, BotoConnectionError, HTTPClientError) as exc:
+                error = self._error(operation, exc)
+                if paced and error.retryable and self._is_throttle(error):
+                    self.limiter.on_throttle()
+                raise error from exc
+            except BotoCoreError as exc:  # parameter validation etc.: our bug or bad input, not retried
+                raise ConnectorError(PROVIDER, operation, type(exc).__name__, str(exc)) from exc
+            if paced:
+                self.limiter.on_success()
+            return result
+
+        def note(exc: BaseException, wait: float) -> None:
+            log.warning("mturk %s failed (%s), retrying in %.2fs", operation, getattr(exc, "code", exc), wait)
+
+        return call_with_retry(attempt, classify=self._classify, policy=self.retry, provider=PROVIDER,
+                               operation=operation, on_retry=note)
+
+    def _pages(self, operation: str, key: str, **params: Any) -> Iterator[dict[str, Any]]:
+        """Every item of a NextToken-paginated listing, 100 per call."""
+        token = None
+        while True:
+            page = self._call(operation, MaxResults=100, **params, **({"NextToken": token} if token else {}))
+            yield from page.get(key, [])
+            token = page.get("NextToken")
+            if not token or not page.get(key):
+                return
+
+    def _map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
+        """``fn`` over ``items`` on at most ``max_workers`` threads; the first failure is raised
+        after all calls finished (the rest are idempotent, so a retry of the whole is safe)."""
+        if len(items) <= 1 or self.max_workers == 1:
+            return [fn(x) for x in items]
+        with ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="mturk") as pool:
+            futures = [pool.submit(fn, x) for x in items]
+        errors = [f.exception() for f in futures if f.exception() is not None]
+        if errors:
+            raise errors[0]
+        return [f.result() for f in futures]
+
+    # ------------------------------------------------------------------ pools and screening
+    def _find_qualification(self, name: str) -> dict[str, Any] | None:
+        for qt in self._pages("ListQualificationTypes", "QualificationTypes", Query=name,
+                              MustBeRequestable=False, MustBeOwnedByCaller=True):
+            if qt.get("Name") == name:
+                return qt
+        return None
+
+    def _ensure_qualification(self, name: str, **create: Any) -> PoolRef:
+        existing = self._find_qualification(name)
+        if existing is None:
+            try:
+                existing = self._call("CreateQualificationType", Name=name, QualificationTypeStatus="Active",
+                                      **create)["QualificationType"]
+            except ConnectorError:
+                existing = self._find_qualification(name)  # created meanwhile by another process?
+                if existing is None:
+                    raise
+        return PoolRef(provider=PROVIDER, ref=existing["QualificationTypeId"], name=name)
+
+    def ensure_pool(self, spec: PoolSpec) -> PoolRef:
+        """A qualification type named ``spec.name`` (found by name, else created; no test)."""
+        return self._ensure_qualification(spec.name, Description=spec.description or spec.name)
+
+    def ensure_screening(self, test: ScreeningTest) -> PoolRef:
+        """A qualification type with a Test and an AnswerKey: MTurk grades it and grants the
+        percentage of correct answers as the score. An existing type of that name is reused as is."""
+        extra: dict[str, Any] = {"Test": render.question_form(test), "AnswerKey": render.answer_key(test),
+                                 "TestDurationInSeconds": test.duration_s}
+        if test.retry_delay_s is not None:
+            extra["RetryDelayInSeconds"] = test.retry_delay_s
+        return self._ensure_qualification(test.name, Description=test.description, **extra)
+
+    def grant(self, pool: PoolRef, worker_id: str, score: int = 1) -> None:
+        self._call("AssociateQualificationWithWorker", QualificationTypeId=pool.ref, WorkerId=worker_id,
+                   IntegerValue=score, SendNotification=False)
+
+    def revoke(self, pool: PoolRef, worker_id: str, reason: str = "") -> None:
+        self._call("DisassociateQualificationFromWorker", QualificationTypeId=pool.ref, WorkerId=worker_id,
+                   **({"Reason": reason} if reason else {}))
+
+    def block(self, worker_id: str, reason: str) -> None:
+        self._call("CreateWorkerBlock", WorkerId=worker_id, Reason=reason)
+
+    def unblock(self, worker_id: str, reason: str = "") -> None:
+        self._call("DeleteWorkerBlock", WorkerId=worker_id, **({"Reason": reason} if reason else {}))
+
+    # ------------------------------------------------------------------ batches and pages
+    @staticmethod
+    def _requirements(spec: BatchSpec) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for req in spec.requirements:
+            if req.exclude:
+                out.append({"QualificationTypeId": req.pool.ref, "Comparator": "DoesNotExist"})
+            elif req.min_score is None:
+                out.append({"QualificationTypeId": req.pool.ref, "Comparator": "Exists"})
+            else:
+                out.append({"QualificationTypeId": req.pool.ref, "Comparator": "GreaterThanOrEqualTo",
+                            "IntegerValues": [req.min_score]})
+        if spec.locales:
+            out.append({"QualificationTypeId": LOCALE_QUALIFICATION, "Comparator": "In",
+                        "LocaleValues": [{"Country": c.upper()} for c in spec.locales]})
+        return out
+
+    def create_batch(self, spec: BatchSpec) -> BatchRef:
+        """One HIT type per batch (MTurk returns the same HITTypeId for the same properties)."""
+        resp = self._call(
+            "CreateHITType", Title=spec.title, Description=spec.description,
+            Keywords=",".join(spec.keywords), Reward=money(spec.reward, "CreateHITType"),
+            AssignmentDurationInSeconds=spec.assignment_duration_s,
+            AutoApprovalDelayInSeconds=spec.auto_approval_delay_s,
+            QualificationRequirements=self._requirements(spec))
+        return BatchRef(provider=PROVIDER, batch_id=spec.batch_id, ref=resp["HITTypeId"],
+                        extra={"lifetime_s": str(spec.lifetime_s),
+                               "assignments": str(spec.assignments_per_page)})
+
+    def _remember(self, hit_type: str, hit_id: str, info: _Hit) -> None:
+        with self._lock:
+            self._hits.setdefault(hit_type, {}).setdefault(hit_id, info)
+
+    def _find_hit(self, hit_type: str, note: str) -> str | None:
+        for hit in self._pages("ListHITs", "HITs"):
+            if hit.get("HITTypeId") == hit_type and hit.get("RequesterAnnotation") == note:
+                return hit["HITId"]
+        return None
+
+    @staticmethod
+    def _question(page: Page, spec: BatchSpec) -> str:
+        question = render.html_question(page, spec.instructions)
+        if len(question.encode("utf-8")) > MAX_QUESTION_BYTES:
+            raise ConnectorError(PROVIDER, "CreateHITWithHITType", "QuestionTooLarge",
+                                 f"page {page.page_id} renders to more than {MAX_QUESTION_BYTES} bytes;"
+                                 " put fewer items on a page", field="Question")
+        return question
+
+    def _publish_one(self, batch: BatchRef, spec: BatchSpec, page: Page) -> PublishedPage:
+        note = annotation(page)
+        assignments = spec.assignments_per_page
+        params = dict(HITTypeId=batch.ref, MaxAssignments=assignments, LifetimeInSeconds=spec.lifetime_s,
+                      Question=self._question(page, spec), RequesterAnnotation=note,
+                      UniqueRequestToken=request_token(page.idempotency_key))
+        try:
+            hit_id, created = self._call("CreateHITWithHITType", paced=True, **params)["HIT"]["HITId"], True
+        except ConnectorError as exc:
+            if "HitAlreadyExists" not in exc.code:
+                raise
+            found = _HIT_ID_IN_MESSAGE.search(exc.message)
+            hit_id = found.group(1) if found else self._find_hit(batch.ref, note)
+            if hit_id is None:
+                raise ConnectorError(
+                    PROVIDER, "CreateHITWithHITType", exc.code,
+                    f"page {page.page_id} exists but its HIT was not found: {exc.message}") from exc
+            created = False
+        self._remember(batch.ref, hit_id, _Hit(note, render.multi_choice_fields(page)))
+        return PublishedPage(page_id=page.page_id, provider_ref=hit_id, created=created,
+                             assignments=assignments)
+
+    def publish(self, batch: BatchRef, spec: BatchSpec, pages: Sequence[Page]) -> list[PublishedPage]:
+        """One HIT per page, ``max_workers`` at a time under the adaptive rate limiter. Safe to
+        repeat: the same page (idempotency key) returns its existing HIT with ``created=False``."""
+        for page in pages:  # fail on bad input before anything is published
+            annotation(page)
+            self._question(page, spec)
+        return self._map(lambda page: self._publish_one(batch, spec, page), list(pages))
+
+    # ------------------------------------------------------------------ fetching answers
+    def _discover(self, hit_type: str) -> dict[str, _Hit]:
+        """All HITs of the HIT type with what fetch needs, from ListHITs (first poll only)."""
+        return {hit["HITId"]: _Hit(hit.get("RequesterAnnotation"),
+                                   render.multi_choice_fields_from_html(hit.get("Question", "")))
+                for hit in self._pages("ListHITs", "HITs") if hit.get("HITTypeId") == hit_type}
+
+    def _raw(self, a: dict[str, Any], info: _Hit) -> RawAssignment:
+        page_id, keys = split_annotation(info.annotation)
+        raw = a.get("Answer") or ""
+        answers, error = {}, None
+        try:
+            answers = parse_answer(raw, keys, info.multi)
+        except AnswerParseError as exc:
+            error = str(exc)
+        except Exception as exc:  # a payload must never break a poll
+            error = f"{type(exc).__name__}: {exc}"
+        return RawAssignment(
+            provider=PROVIDER, assignment_id=a["AssignmentId"], page_ref=a["HITId"], page_id=page_id,
+            worker_id=a["WorkerId"], status=a.get("AssignmentStatus", "Submitted").lower(),
+            accepted_at=a.get("AcceptTime"), submitted_at=a.get("SubmitTime"), raw=raw, answers=answers,
+            parse_error=error)
+
+    def _poll_hit(self, hit_id: str, info: _Hit) -> list[RawAssignment]:
+        if info.annotation is None:
+            hit = self._call("GetHIT", HITId=hit_id)["HIT"]
+            info.annotation = hit.get("RequesterAnnotation")
+            info.multi = render.multi_choice_fields_from_html(hit.get("Question", ""))
+        new = []
+        for a in self._pages("ListAssignmentsForHIT", "Assignments", HITId=hit_id,
+                             AssignmentStatuses=["Submitted", "Approved", "Rejected"]):
+            if a["AssignmentId"] not in info.seen:
+                info.seen.add(a["AssignmentId"])
+                new.append(self._raw(a, info))
+        return new
+
+    def fetch(self, batch: BatchRef, cursor: str | None) -> FetchResult:
+        """New assignments of the batch since ``cursor`` (see the module docstring for its cost)."""
+        if cursor:
+            try:
+                state = json.loads(cursor)
+                open_hits = {h: _Hit.load(d) for h, d in state["open"].items()}
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                raise ConnectorError(PROVIDER, "fetch", "InvalidCursor", f"unreadable cursor: {exc}") from exc
+        else:
+            open_hits = self._discover(batch.ref)
+        with self._lock:
+            mine = dict(self._hits.get(batch.ref, {}))
+        for hit_id, info in mine.items():
+            open_hits.setdefault(hit_id, _Hit(info.annotation, list(info.multi)))
+
+        # Learn which HITs are done *before* listing their assignments, so a HIT seen done here
+        # had every assignment in the listing that follows.
+        done = {h["HITId"] for status in ("Reviewable", "Reviewing")
+                for h in self._pages("ListReviewableHITs", "HITs", HITTypeId=batch.ref, Status=status)}
+        hit_ids = sorted(open_hits)
+        results = self._map(lambda h: self._poll_hit(h, open_hits[h]), hit_ids)
+        assignments = [a for batch_of in results for a in batch_of]
+        finished = [h for h in hit_ids if h in done]
+        for h in finished:
+            del open_hits[h]
+        with self._lock:  # now carried by the cursor
+            for hit_id in mine:
+                self._hits.get(batch.ref, {}).pop(hit_id, None)
+        state = {"v": 1, "open": {h: info.dump() for h, info in open_hits.items()}}
+        return FetchResult(assignments=assignments, cursor=json.dumps(state, separators=(",", ":")),
+                           finished_pages=finished)
+
+    # ------------------------------------------------------------------ review, money, lifecycle
+    def approve(self, assignment_id: str, message: str | None = None) -> None:
+        self._call("ApproveAssignment", AssignmentId=assignment_id,
+                   **({"RequesterFeedback": message} if message else {}))
+
+    def reject(self, assignment_id: str, message: str) -> None:
+        self._call("RejectAssignment", AssignmentId=assignment_id, RequesterFeedback=message)
+
+    def assignment_status(self, assignment_id: str) -> str:
+        """'submitted' | 'approved' | 'rejected' as MTurk has it now (GetAssignment), so a replay
+        after a crash can tell which approvals and rejections already happened."""
+        assignment = self._call("GetAssignment", AssignmentId=assignment_id)["Assignment"]
+        return str(assignment["AssignmentStatus"]).lower()
+
+    def pay_bonus(self, worker_id: str, assignment_id: str, amount: Decimal, reason: str,
+                  idempotency_key: str) -> BonusReceipt:
+        """SendBonus with a UniqueRequestToken from ``idempotency_key``: a repeat is refused by MTurk
+        and reported here as ``created=False`` (nothing paid twice)."""
+        if amount <= 0:
+            raise ConnectorError(PROVIDER, "SendBonus", "InvalidAmount",
+                                 f"bonus must be positive, got {amount}")
+        token = request_token(idempotency_key)
+        try:
+            self._call("SendBonus", WorkerId=worker_id, AssignmentId=assignment_id,
+                       BonusAmount=money(amount, "SendBonus"), Reason=reason, UniqueRequestToken=token)
+            created = True
+        except ConnectorError as exc:
+            text = f"{exc.code} {exc.message}".lower()
+            duplicate = "uniquerequesttoken" in text or "duplicate" in text
+            if exc.retryable or not duplicate:
+                raise
+            created = False
+        return BonusReceipt(worker_id=worker_id, assignment_id=assignment_id, amount=amount,
+                            idempotency_key=idempotency_key, provider_ref=token, created=created)
+
+    def list_bonuses(self, *, assignment_id: str | None = None,
+                     hit_id: str | None = None) -> list[dict[str, Any]]:
+        """Bonuses MTurk has paid for an assignment or a HIT (for reconciling the ledger):
+        ``[{"worker_id", "assignment_id", "amount": Decimal, "reason", "granted_at"}]``."""
+        if (assignment_id is None) == (hit_id is None):
+            raise ValueError("give exactly one of assignment_id or hit_id")
+        where = {"AssignmentId": assignment_id} if assignment_id else {"HITId": hit_id}
+        return [{"worker_id": b["WorkerId"], "assignment_id": b["AssignmentId"],
+                 "amount": Decimal(b["BonusAmount"]), "reason": b.get("Reason", ""),
+                 "granted_at": b.get("GrantTime")}
+                for b in self._pages("ListBonusPayments", "BonusPayments", **where)]
+
+    def extend(self, page_ref: str, extra_assignments: int) -> None:
+        """More assignments for a HIT. MTurk's fee rises from 20% to 40% at 10 assignments and a
+        HIT created with fewer than 10 can never reach 10, so that case is refused up front."""
+        if extra_assignments < 1:
+            raise ConnectorError(PROVIDER, "CreateAdditionalAssignmentsForHIT", "InvalidCount",
+                                 f"extra assignments must be >= 1, got {extra_assignments}")
+        hit = self._call("GetHIT", HITId=page_ref)["HIT"]
+        current = int(hit.get("MaxAssignments", 0))
+        if current < 10 <= current + extra_assignments:
+            raise ConnectorError(
+                PROVIDER, "CreateAdditionalAssignmentsForHIT", "TenAssignmentLimit",
+                f"HIT {page_ref} has {current} assignments; MTurk cannot extend a HIT created with fewer"
+                f" than 10 to 10 or more (asked {current + extra_assignments}); publish a new page instead")
+        self._call("CreateAdditionalAssignmentsForHIT", HITId=page_ref,
+                   NumberOfAdditionalAssignments=extra_assignments)
+        multi = render.multi_choice_fields_from_html(hit.get("Question", ""))
+        self._remember(hit["HITTypeId"], page_ref, _Hit(hit.get("RequesterAnnotation"), multi))
+
+    def expire(self, page_ref: str) -> None:
+        """Stop a HIT from taking new workers (work already accepted may still be submitted)."""
+        self._call("UpdateExpirationForHIT", HITId=page_ref, ExpireAt=PAST)
+
+    def close(self, batch: BatchRef) -> None:
+        """Expire every HIT of the batch (found via ListHITs)."""
+        hit_ids = [h["HITId"] for h in self._pages("ListHITs", "HITs") if h.get("HITTypeId") == batch.ref]
+        self._map(self.expire, hit_ids)
+
+    def balance(self) -> Decimal:
+        return Decimal(self._call("GetAccountBalance")["AvailableBalance"])

@@ -1,0 +1,139 @@
+"""Retries and rate limiting shared by every connector.
+
+One tenacity policy for all marketplaces: the connector only says which failures are worth
+retrying (throttling, server faults, the network) and how long the server asked it to wait;
+backoff, jitter, the attempt budget and the final ``ProviderUnreachable`` live here. Client
+libraries' own retries are switched off so this is the only retry loop (no retry storms of
+retries inside retries).
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
+
+from connectors.base import ConnectorError, ProviderUnreachable
+
+T = TypeVar("T")
+
+# exc -> (retryable, wait the server asked for in seconds or None)
+Classifier = Callable[[BaseException], tuple[bool, float | None]]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff ``initial_s * 2**n`` capped at ``max_s``; with ``jitter`` the wait is
+    drawn uniformly from ``[0, backoff]`` ("full jitter") so many clients throttled at once do not
+    come back in lockstep. A server-given wait is honoured (capped at ``max_s``)."""
+
+    max_attempts: int = 6
+    initial_s: float = 0.2
+    max_s: float = 10.0
+    jitter: bool = True
+
+    def backoff(self, attempt: int, rng: random.Random | None = None) -> float:
+        """Wait after failed attempt number ``attempt`` (1-based) when the server gave no hint."""
+        ceiling = min(self.max_s, self.initial_s * 2 ** (attempt - 1))
+        return (rng or random).uniform(0, ceiling) if self.jitter else ceiling
+
+
+def call_with_retry(fn: Callable[[], T], *, classify: Classifier, policy: RetryPolicy | None = None,
+                    provider: str, operation: str, sleep: Callable[[float], None] = time.sleep,
+                    on_retry: Callable[[BaseException, float], None] | None = None) -> T:
+    """Call ``fn``; retry it while ``classify`` calls its failure retryable.
+
+    Non-retryable failures propagate unchanged at once. When the attempts are used up the last
+    failure becomes ``ProviderUnreachable`` (its ``code``/``message`` kept when it was a
+    ``ConnectorError``). ``on_retry(exc, wait_s)`` runs before each wait (logging, rate limiter).
+    """
+    policy = policy or RetryPolicy()
+
+    def wait(state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        hint = classify(exc)[1] if exc is not None else None
+        if hint is not None:
+            seconds = min(max(hint, 0.0), policy.max_s)
+        else:
+            seconds = policy.backoff(state.attempt_number)
+        if on_retry is not None and exc is not None:
+            on_retry(exc, seconds)
+        return seconds
+
+    def give_up(state: RetryCallState) -> T:
+        exc = state.outcome.exception() if state.outcome else None
+        code = getattr(exc, "code", type(exc).__name__)
+        message = getattr(exc, "message", str(exc))
+        raise ProviderUnreachable(provider, operation, code,
+                                  f"gave up after {state.attempt_number} attempts: {message}",
+                                  retryable=True) from exc
+
+    retrying = Retrying(
+        retry=retry_if_exception(lambda e: classify(e)[0]),
+        stop=stop_after_attempt(max(1, policy.max_attempts)),
+        wait=wait,
+        sleep=sleep,
+        retry_error_callback=give_up,
+        reraise=True,
+    )
+    return retrying(fn)
+
+
+def is_retryable_connector_error(exc: BaseException) -> tuple[bool, float | None]:
+    """The simplest classifier: a ``ConnectorError`` says itself whether it is retryable."""
+    return (isinstance(exc, ConnectorError) and exc.retryable, None)
+
+
+class AdaptiveRateLimiter:
+    """A token bucket whose rate halves on throttling and creeps back up on success (AIMD).
+
+    Shared by the threads that publish one batch, so a throttled marketplace sees the whole
+    client slow down rather than each thread hammering it on its own schedule.
+    """
+
+    def __init__(self, rate: float = 10.0, *, min_rate: float = 0.5, max_rate: float | None = None,
+                 burst: float | None = None, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep):
+        self.max_rate = max_rate if max_rate is not None else rate
+        self.min_rate = min(min_rate, self.max_rate)
+        self.rate = rate
+        self.burst = burst if burst is not None else max(1.0, rate)
+        self._tokens = self.burst
+        self._clock, self._sleep = clock, sleep
+        self._last = clock()
+        self._lock = threading.Lock()
+
+    def _refill(self) -> None:
+        now = self._clock()
+        self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
+        self._last = now
+
+    def acquire(self) -> None:
+        """Block until one request may go out."""
+        while True:
+            with self._lock:
+                self._refill()
+                if self._tokens >= 1.0:
+                    self._tokens -= 1.0
+                    return
+                wait = (1.0 - self._tokens) / self.rate
+            self._sleep(wait)
+
+    def on_throttle(self) -> None:
+        """The server said slow down: halve the rate (never below ``min_rate``)."""
+        with self._lock:
+            self._refill()
+            self.rate = max(self.min_rate, self.rate / 2)
+            self._tokens = min(self._tokens, 0.0)
+
+    def on_success(self) -> None:
+        """Recover gradually: add 5% of the ceiling per successful call."""
+        with self._lock:
+            if self.rate < self.max_rate:
+                self._refill()
+                self.rate = min(self.max_rate, self.rate + self.max_rate * 0.05)

@@ -1,0 +1,719 @@
+"""``TolokaConnector``: the neutral ``Connector`` protocol over toloka-kit 1.2.3.
+
+Mapping: a stage+kind is a project (input/output spec and Template Builder view from the
+widgets, see ``forms``), a batch is a pool, a page is a **task suite** of the page's items, a
+worker pool is a skill, a screening test is an exam pool of golden tasks whose quality control
+sets a skill to the percentage answered correctly, a block is an all-projects restriction.
+
+Why task suites rather than loose tasks and the mixer: a page must be exactly what one worker
+sees (the engine designed it, golden items placed among real ones) and its answers must come
+back as one unit; the mixer would regroup items by itself. Golden items are tasks with
+``known_solutions`` inside the suite, so Toloka grades them too. The pool still carries a
+``mixer_config`` (real/golden per page) for reference.
+
+Every HTTP request toloka-kit makes is counted in ``calls`` (``"METHOD /v1/path"`` with ids
+replaced by ``{id}``). toloka-kit's own retries are off (its 429 handling is broken); each
+call is retried by ``connectors.retry`` on 429 (honouring ``Retry-After``), 5xx and network
+errors, never on other 4xx. Errors become ``ConnectorError(provider="toloka")`` with Toloka's
+code and, for a VALIDATION_ERROR, the first invalid field path in ``field``.
+
+Idempotency: suites are created in chunks with async ``operation_id = uuid5(batch key + page
+keys)``; a re-run finds the operation and returns its suites (``created=False``). Bonuses use
+``operation_id = uuid5(idempotency key)``.
+
+``fetch`` cursor (compact JSON): ``{"t": latest submitted time read, "i": [ids read at exactly t],
+"o": {open suite id: assignments still expected}, "m": highest suite id known}``. Each poll reads
+``submitted_gte=t`` (skipping ``i``) up to ``lag`` seconds before now, so late-indexed
+assignments are not jumped over.
+Cost per poll: one ``GET /assignments`` page (``submitted_gte`` with an id tie-break when one
+instant fills a page), one ``GET /task-suites`` for suites newer than ``m``, and one
+``GET /task-suites/{id}`` per page whose expected count was reached (to confirm it is finished).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import uuid
+from collections import Counter
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import httpx
+import toloka.client as tc
+from toloka.client import filter as tf
+from toloka.client.actions import SetSkillFromOutputField
+from toloka.client.collectors import GoldenSet
+from toloka.client.conditions import GoldenSetAnswersCount
+from toloka.client.exceptions import (
+    ApiError,
+    InternalApiError,
+    RemoteServiceUnavailableApiError,
+    TooManyRequestsApiError,
+)
+
+from connectors.base import (
+    BatchRef,
+    BatchSpec,
+    BonusReceipt,
+    Choice,
+    ConnectorError,
+    Display,
+    FetchResult,
+    Page,
+    PageItem,
+    PoolRef,
+    PoolSpec,
+    PublishedPage,
+    RawAssignment,
+    ScreeningTest,
+)
+from connectors.retry import RetryPolicy, call_with_retry
+from connectors.toloka import forms
+
+T = TypeVar("T")
+DEFAULT_LOCAL_URL = "http://127.0.0.1:8766"
+NAMESPACE = uuid.UUID("6f0c1b2e-9a57-4c1e-8f7d-2b3c4d5e6f70")
+TAG = "crowdbridge"
+_ID_SEGMENT = re.compile(r"/[^/]*\d[^/]*(?=/|$)")  # "/v1/pools/123/open" -> "/v1/pools/{id}/open"
+_STATUS = {"SUBMITTED": "submitted", "ACCEPTED": "approved", "REJECTED": "rejected"}
+
+
+class _CountingClient(tc.TolokaClient):
+    """toloka-kit's client with every HTTP request reported (retries included)."""
+
+    on_request: Callable[[str], None] = staticmethod(lambda op: None)
+
+    def _raw_request(self, method, path, **kwargs):  # noqa: ANN001, ANN202 - toloka-kit's signature
+        self.on_request(f"{method.upper()} {_ID_SEGMENT.sub('/{id}', path)}")
+        return super()._raw_request(method, path, **kwargs)
+
+
+def op_uuid(*parts: str) -> uuid.UUID:
+    return uuid.uuid5(NAMESPACE, "\x1f".join(parts))
+
+
+class TolokaConnector:
+    provider = "toloka"
+
+    def __init__(
+        self,
+        environment: str = "local",
+        endpoint_url: str | None = None,
+        *,
+        token: str | None = None,
+        retry: RetryPolicy | None = None,
+        chunk: int = 500,
+        fetch_limit: int = 500,
+        lag_s: float = 10.0,
+        timeout: float = 30.0,
+    ):
+        if environment == "sandbox":
+            raise ConnectorError(
+                "toloka",
+                "connect",
+                "SANDBOX_CLOSED",
+                "Toloka closed its requester sandbox in 2024; use 'local' or 'production'",
+            )
+        if environment not in ("local", "production"):
+            raise ConnectorError(
+                "toloka", "connect", "BAD_ENVIRONMENT", f"unknown environment {environment!r}"
+            )
+        token = (
+            token
+            or os.environ.get("TOLOKA_API_KEY")
+            or ("local-dummy-token" if environment == "local" else None)
+        )
+        if not token:
+            raise ConnectorError("toloka", "connect", "NO_TOKEN", "set TOLOKA_API_KEY or pass token=")
+        self.environment = environment
+        self.retry = retry or RetryPolicy()
+        self.chunk, self.fetch_limit, self.lag = chunk, fetch_limit, timedelta(seconds=lag_s)
+        self.calls: Counter = Counter()
+        self.retried: Counter = Counter()  # failures retried, per error code (429s show as TOO_MANY_REQUESTS)
+        if environment == "local" or endpoint_url:
+            url = endpoint_url or DEFAULT_LOCAL_URL
+            self.client = _CountingClient(token, url=url, retries=0, retry_quotas=None, timeout=timeout)
+        else:
+            self.client = _CountingClient(token, "PRODUCTION", retries=0, retry_quotas=None, timeout=timeout)
+        self.client.on_request = self._count
+        self._projects: dict[str, str] = {}  # project tag -> id (this process)
+        self._synced: set[tuple[str, str]] = set()  # (project id, spec digest) known to match
+
+    def __repr__(self) -> str:  # never shows the token
+        return f"TolokaConnector(environment={self.environment!r}, url={self.client.url!r})"
+
+    def _count(self, op: str) -> None:
+        self.calls[op] += 1
+
+    # ------------------------------------------------------------------ calling
+    def _note_retry(self, exc: BaseException, wait_s: float) -> None:
+        self.retried[getattr(exc, "code", None) or type(exc).__name__] += 1
+
+    @staticmethod
+    def _classify(exc: BaseException) -> tuple[bool, float | None]:
+        if isinstance(exc, TooManyRequestsApiError):
+            header = exc.response.headers.get("Retry-After") if exc.response is not None else None
+            try:
+                return True, float(header) if header else None
+            except ValueError:
+                return True, None
+        if isinstance(exc, InternalApiError | RemoteServiceUnavailableApiError):
+            return True, None
+        if isinstance(exc, httpx.HTTPStatusError):
+            return exc.response.status_code >= 500 or exc.response.status_code == 429, None
+        if isinstance(exc, httpx.TransportError):
+            return True, None
+        return False, None
+
+    def _call(self, operation: str, fn: Callable[[], T]) -> T:
+        try:
+            return call_with_retry(
+                fn,
+                classify=self._classify,
+                policy=self.retry,
+                provider=self.provider,
+                operation=operation,
+                on_retry=self._note_retry,
+            )
+        except ConnectorError:
+            raise
+        except ApiError as exc:
+            field = None
+            if exc.code == "VALIDATION_ERROR" and isinstance(exc.payload, dict) and exc.payload:
+                field = _first_field(exc.payload)
+            raise ConnectorError(
+                self.provider,
+                operation,
+                exc.code or "API_ERROR",
+                exc.message or str(exc),
+                retryable=self._classify(exc)[0],
+                field=field,
+            ) from exc
+        except (httpx.HTTPError, tc.exceptions.FailedOperation) as exc:
+            raise ConnectorError(self.provider, operation, type(exc).__name__, str(exc)) from exc
+
+    # ------------------------------------------------------------------ worker pools (skills)
+    def _ensure_skill(self, name: str, description: str) -> PoolRef:
+        for skill in self._call("ensure_pool", lambda: list(self.client.get_skills(name=name))):
+            if skill.name == name:
+                return PoolRef(provider=self.provider, ref=skill.id, name=name)
+        skill = self._call(
+            "ensure_pool",
+            lambda: self.client.create_skill(name=name, private_comment=description or name, hidden=True),
+        )
+        return PoolRef(provider=self.provider, ref=skill.id, name=name)
+
+    def ensure_pool(self, spec: PoolSpec) -> PoolRef:
+        return self._ensure_skill(spec.name, spec.description)
+
+    def grant(self, pool: PoolRef, worker_id: str, score: int = 1) -> None:
+        self._call(
+            "grant",
+            lambda: self.client.set_user_skill(skill_id=pool.ref, user_id=worker_id, value=Decimal(score)),
+        )
+
+    def revoke(self, pool: PoolRef, worker_id: str, reason: str = "") -> None:
+        found = self._call(
+            "revoke", lambda: self.client.find_user_skills(user_id=worker_id, skill_id=pool.ref)
+        )
+        for us in found.items:
+            self._call("revoke", lambda us=us: self.client.delete_user_skill(us.id))
+
+    def block(self, worker_id: str, reason: str) -> None:
+        self._call(
+            "block",
+            lambda: self.client.set_user_restriction(
+                tc.user_restriction.AllProjectsUserRestriction(user_id=worker_id, private_comment=reason)
+            ),
+        )
+
+    def unblock(self, worker_id: str, reason: str = "") -> None:
+        found = self._call(
+            "unblock", lambda: self.client.find_user_restrictions(user_id=worker_id, scope="ALL_PROJECTS")
+        )
+        for r in found.items:
+            self._call("unblock", lambda r=r: self.client.delete_user_restriction(r.id))
+
+    def ensure_screening(self, test: ScreeningTest) -> PoolRef:
+        """An exam pool: every question a golden task; its quality control sets the skill to the
+        percentage answered correctly, which a work pool then requires (``min_score``)."""
+        skill = self._ensure_skill(f"screening: {test.name}", test.description)
+        items = [
+            PageItem(
+                item_key=q.id,
+                golden=True,
+                known_answer={"answer": q.answer[0]},
+                widgets=[
+                    Display(name="question", text=q.text),
+                    Choice(name="answer", label="Answer", options=q.options),
+                ],
+            )
+            for q in test.questions
+        ]
+        spec = BatchSpec(
+            batch_id=f"screening-{skill.ref}",
+            idempotency_key=f"screening:{skill.ref}",
+            stage="screening",
+            kind=test.name,
+            title=test.name,
+            description=test.description,
+            instructions=test.instructions,
+            reward=Decimal("0.01"),
+            assignments_per_page=1,
+            assignment_duration_s=test.duration_s,
+            real_per_page=0,
+            golden_per_page=len(items),
+        )
+        project_id = self._ensure_project(spec, items[0].widgets)
+        pool = self._find_pool(project_id, spec.batch_id)
+        if pool is None:
+            new = self._pool_model(spec, project_id)
+            new.set_mixer_config(real_tasks_count=0, golden_tasks_count=len(items), training_tasks_count=0)
+            new.quality_control.add_action(
+                collector=GoldenSet(history_size=len(items)),
+                conditions=[GoldenSetAnswersCount >= len(items)],
+                action=SetSkillFromOutputField(skill_id=skill.ref, from_field="correct_answers_rate"),
+            )
+            pool = self._call("ensure_screening", lambda: self.client.create_pool(new))
+            tasks = [
+                tc.Task(
+                    pool_id=pool.id,
+                    input_values=forms.input_values(i, "screening"),
+                    known_solutions=[tc.task.BaseTask.KnownSolution(output_values=i.known_answer)],
+                    infinite_overlap=True,
+                )
+                for i in items
+            ]
+            self._call(
+                "ensure_screening",
+                lambda: self.client.create_tasks(
+                    tasks, operation_id=op_uuid("screening", skill.ref), async_mode=True, open_pool=True
+                ),
+            )
+        return skill
+
+    # ------------------------------------------------------------------ batches
+    def _ensure_project(self, spec: BatchSpec, widgets: Sequence[Any] | None) -> str:
+        """The stage+kind's project (found by its tag), its spec made to match ``widgets``."""
+        tag = f"{TAG}:{spec.stage}:{spec.kind}"
+        project_id = self._projects.get(tag)
+        if project_id is None:
+            found = self._call(
+                "ensure_project",
+                lambda: [p for p in self.client.get_projects(status="ACTIVE") if p.private_comment == tag],
+            )
+            if found:
+                project_id = found[0].id
+            else:
+                project = tc.Project(
+                    public_name=spec.title,
+                    public_description=spec.description,
+                    public_instructions=spec.instructions or spec.description,
+                    private_comment=tag,
+                    task_spec=forms.task_spec(widgets or []),
+                    assignments_issuing_type="AUTOMATED",
+                )
+                project_id = self._call("ensure_project", lambda: self.client.create_project(project)).id
+                self._synced.add((project_id, forms.spec_digest(forms.task_spec(widgets or []))))
+            self._projects[tag] = project_id
+        if widgets:
+            self._sync_spec(project_id, widgets)
+        return project_id
+
+    def _sync_spec(self, project_id: str, widgets: Sequence[Any]) -> None:
+        """Give the project the spec these widgets need (one GET per process, a PUT if it differs)."""
+        wanted = forms.task_spec(widgets)
+        digest = forms.spec_digest(wanted)
+        if (project_id, digest) in self._synced:
+            return
+        project = self._call("ensure_project", lambda: self.client.get_project(project_id))
+        if forms.spec_digest(project.task_spec) != digest:
+            project.task_spec = wanted
+            self._call("ensure_project", lambda: self.client.update_project(project_id, project))
+        self._synced.add((project_id, digest))
+
+    def _find_pool(self, project_id: str, batch_id: str) -> tc.Pool | None:
+        pools = self._call("create_batch", lambda: list(self.client.get_pools(project_id=project_id)))
+        return next((p for p in pools if p.private_name == batch_id and p.status != "ARCHIVED"), None)
+
+    @staticmethod
+    def _pool_filter(spec: BatchSpec) -> Any:
+        conditions = []
+        for req in spec.requirements:
+            skill = tf.Skill(req.pool.ref)
+            if req.exclude:
+                conditions.append(skill == None)  # noqa: E711 - toloka-kit's filter DSL
+            elif req.min_score is None:
+                conditions.append(skill != None)  # noqa: E711
+            else:
+                conditions.append(skill >= req.min_score)
+        if spec.locales:
+            conditions.append(tf.FilterOr([tf.RegionByPhone.in_(c) for c in spec.locales]))
+        if not conditions:
+            return None
+        return tf.FilterAnd(conditions) if len(conditions) > 1 else conditions[0]
+
+    def _pool_model(self, spec: BatchSpec, project_id: str) -> tc.Pool:
+        return tc.Pool(
+            project_id=project_id,
+            private_name=spec.batch_id,
+            private_comment=spec.idempotency_key,
+            may_contain_adult_content=False,
+            reward_per_assignment=spec.reward,
+            assignment_max_duration_seconds=spec.assignment_duration_s,
+            will_expire=datetime.now(UTC) + timedelta(seconds=spec.lifetime_s),
+            auto_accept_solutions=False,
+            auto_accept_period_day=max(1, round(spec.auto_approval_delay_s / 86400)),
+            defaults=tc.Pool.Defaults(
+                default_overlap_for_new_task_suites=spec.assignments_per_page,
+                default_overlap_for_new_tasks=spec.assignments_per_page,
+            ),
+            filter=self._pool_filter(spec),
+        )
+
+    def create_batch(self, spec: BatchSpec) -> BatchRef:
+        """A pool in the stage's project; the project's fields follow the widgets at ``publish``.
+        Worker trust (golden accuracy, bans) is decided by the engine (``payouts.trust``), so the
+        pool's own quality control only bans fast submitters when the engine's spec asks for none."""
+        project_id = self._ensure_project(spec, None)
+        pool = self._find_pool(project_id, spec.batch_id)
+        if pool is None:
+            new = self._pool_model(spec, project_id)
+            new.set_mixer_config(
+                real_tasks_count=max(1, spec.real_per_page),
+                golden_tasks_count=spec.golden_per_page,
+                training_tasks_count=0,
+            )
+            pool = self._call("create_batch", lambda: self.client.create_pool(new))
+        return BatchRef(
+            provider=self.provider, batch_id=spec.batch_id, ref=pool.id, extra={"project_id": project_id}
+        )
+
+    @staticmethod
+    def _check_shape(pages: Sequence[Page]) -> Sequence[Any]:
+        widgets = pages[0].items[0].widgets
+        for page in pages:
+            for item in page.items:
+                if forms.shape(item.widgets) != forms.shape(widgets):
+                    raise ConnectorError(
+                        "toloka",
+                        "publish",
+                        "MIXED_WIDGETS",
+                        f"item {item.item_key} differs from the batch's first item",
+                    )
+        return widgets
+
+    def publish(self, batch: BatchRef, spec: BatchSpec, pages: Sequence[Page]) -> list[PublishedPage]:
+        if not pages:
+            return []
+        widgets = self._check_shape(pages)
+        self._ensure_project(spec, widgets)
+        pool_id = batch.ref
+        out: dict[str, PublishedPage] = {}
+        for start in range(0, len(pages), self.chunk):
+            chunk = pages[start : start + self.chunk]
+            op_id = op_uuid(spec.idempotency_key, pool_id, *[p.idempotency_key for p in chunk])
+            out.update(self._publish_chunk(pool_id, spec, chunk, op_id))
+        pool = self._call("publish", lambda: self.client.get_pool(pool_id))
+        if pool.status != "OPEN":
+            self._call("publish", lambda: self.client.open_pool(pool_id))
+        return [out[p.page_id] for p in pages]
+
+    def _publish_chunk(
+        self, pool_id: str, spec: BatchSpec, chunk: Sequence[Page], op_id: uuid.UUID
+    ) -> dict[str, PublishedPage]:
+        try:
+            op = self._call("publish", lambda: self.client.get_operation(str(op_id)))
+            created = False
+        except ConnectorError as exc:
+            if exc.code != "DOES_NOT_EXIST":
+                raise
+            suites = [
+                tc.TaskSuite(
+                    pool_id=pool_id,
+                    overlap=spec.assignments_per_page,
+                    tasks=[
+                        tc.task.BaseTask(
+                            input_values=forms.input_values(item, page.page_id),
+                            known_solutions=[tc.task.BaseTask.KnownSolution(output_values=known)]
+                            if (known := forms.known_solution(item))
+                            else None,
+                        )
+                        for item in page.items
+                    ],
+                )
+                for page in chunk
+            ]
+            op = self._call(
+                "publish",
+                lambda: self.client.create_task_suites_async(
+                    suites, operation_id=op_id, async_mode=True, allow_defaults=True, skip_invalid_items=False
+                ),
+            )
+            op = self._call("publish", lambda: self.client.wait_operation(op, disable_progress=True))
+            created = True
+        log = self._call("publish", lambda: self.client.get_operation_log(op.id))
+        out: dict[str, PublishedPage] = {}
+        for item in log:
+            if not item.success:
+                fields = item.output or {}
+                raise ConnectorError(
+                    self.provider,
+                    "publish",
+                    "VALIDATION_ERROR",
+                    "a task suite was refused",
+                    field=_first_field(fields) if fields else None,
+                )
+            page_id = item.input["tasks"][0]["input_values"][forms.PAGE_ID]
+            out[page_id] = PublishedPage(
+                page_id=page_id,
+                provider_ref=item.output["task_suite_id"],
+                created=created,
+                assignments=spec.assignments_per_page,
+            )
+        return out
+
+    # ------------------------------------------------------------------ results
+    def _raw(self, a: Any) -> RawAssignment:
+        raw = json.dumps(tc.unstructure(a), default=str, sort_keys=True)
+        answers: dict[str, dict[str, Any]] = {}
+        error = None
+        page_id = None
+        try:
+            for task, solution in zip(a.tasks, a.solutions or [], strict=True):
+                key = task.input_values[forms.ITEM_KEY]
+                page_id = task.input_values.get(forms.PAGE_ID, page_id)
+                answers[key] = _neutral(solution.output_values)
+        except (KeyError, ValueError, TypeError) as exc:
+            answers, error = {}, f"{type(exc).__name__}: {exc}"
+        return RawAssignment(
+            provider=self.provider,
+            assignment_id=a.id,
+            page_ref=a.task_suite_id,
+            page_id=page_id,
+            worker_id=a.user_id,
+            status=_STATUS[str(a.status.value)],
+            accepted_at=a.created,
+            submitted_at=a.submitted,
+            raw=raw,
+            answers=answers,
+            parse_error=error,
+        )
+
+    def _new_assignments(self, pool_id: str, since: datetime | None, seen: set[str]) -> list[Any]:
+        """Assignments submitted from ``since`` until ``lag`` ago, paged by (submitted, id).
+
+        The lag leaves the most recent moments for the next poll, so an assignment that becomes
+        visible a little after its ``submitted`` time is not jumped over."""
+        out: list[Any] = []
+        until = {"submitted_lt": datetime.now(UTC) - self.lag}
+        query: dict[str, Any] = {"submitted_gte": since} if since else {}
+        while True:
+            res = self._call(
+                "fetch",
+                lambda q=dict(query): self.client.find_assignments(
+                    pool_id=pool_id,
+                    status=list(_STATUS),
+                    sort=["submitted", "id"],
+                    limit=self.fetch_limit,
+                    **q,
+                    **until,
+                ),
+            )
+            out += [a for a in res.items if a.id not in seen]
+            seen.update(a.id for a in res.items)
+            if not res.has_more or not res.items:
+                return out
+            first, last = res.items[0], res.items[-1]
+            if (
+                first.submitted == last.submitted
+            ):  # one instant fills the page: walk it by id, then go past it
+                out += self._walk_instant(pool_id, last.submitted, last.id, seen)
+                query = {"submitted_gt": last.submitted}
+            else:  # re-read from the last instant; ``seen`` drops the repeats
+                query = {"submitted_gte": last.submitted}
+
+    def _walk_instant(self, pool_id: str, instant: datetime, after_id: str, seen: set[str]) -> list[Any]:
+        out: list[Any] = []
+        while True:
+            res = self._call(
+                "fetch",
+                lambda a=after_id: self.client.find_assignments(
+                    pool_id=pool_id,
+                    status=list(_STATUS),
+                    submitted_gte=instant,
+                    submitted_lte=instant,
+                    id_gt=a,
+                    sort=["id"],
+                    limit=self.fetch_limit,
+                ),
+            )
+            out += [a for a in res.items if a.id not in seen]
+            seen.update(a.id for a in res.items)
+            if not res.has_more or not res.items:
+                return out
+            after_id = res.items[-1].id
+
+    def fetch(self, batch: BatchRef, cursor: str | None) -> FetchResult:
+        state = json.loads(cursor) if cursor else {"t": None, "i": [], "o": {}, "m": None}
+        since = datetime.fromisoformat(state["t"]).replace(tzinfo=UTC) if state["t"] else None
+        new = self._new_assignments(batch.ref, since, set(state["i"]))
+        query = {"id_gt": state["m"]} if state["m"] else {}  # pages published since the last poll
+        suites = self._call(
+            "fetch",
+            lambda: self.client.find_task_suites(pool_id=batch.ref, sort=["id"], limit=100_000, **query),
+        )
+        open_pages: dict[str, int] = dict(state["o"])
+        for suite in suites.items:
+            state["m"] = suite.id
+            if not suite.mixed:
+                open_pages[suite.id] = suite.overlap or 0
+        for a in new:
+            if a.task_suite_id in open_pages and a.status.value != "REJECTED":
+                open_pages[a.task_suite_id] -= 1
+        finished = []
+        for suite_id, left in list(open_pages.items()):
+            if left <= 0:  # as many answers as asked for: confirm nothing is left to hand out
+                suite = self._call("fetch", lambda s=suite_id: self.client.get_task_suite(s))
+                if suite.remaining_overlap:
+                    open_pages[suite_id] = suite.remaining_overlap
+                else:
+                    finished.append(suite_id)
+                    del open_pages[suite_id]
+        if new:  # the cursor: the latest instant and the ids already read at it
+            last = max(a.submitted for a in new)
+            earlier = state["i"] if _iso(last) == state["t"] else []
+            state["t"], state["i"] = _iso(last), [a.id for a in new if a.submitted == last] + earlier
+        next_state = {"t": state["t"], "i": sorted(set(state["i"])), "o": open_pages, "m": state["m"]}
+        return FetchResult(
+            assignments=[self._raw(a) for a in new],
+            finished_pages=finished,
+            cursor=json.dumps(next_state, separators=(",", ":")),
+        )
+
+    # ------------------------------------------------------------------ review and money
+    def _review(self, operation: str, assignment_id: str, status: str, message: str | None) -> None:
+        try:
+            self._call(
+                operation,
+                lambda: self.client.patch_assignment(assignment_id, public_comment=message, status=status),
+            )
+        except ConnectorError as exc:
+            if exc.code != "INAPPROPRIATE_STATUS":
+                raise
+            current = self._call(operation, lambda: self.client.get_assignment(assignment_id))
+            if current.status.value != status:  # not a retry of our own earlier success
+                raise
+
+    def approve(self, assignment_id: str, message: str | None = None) -> None:
+        self._review("approve", assignment_id, "ACCEPTED", message)
+
+    def reject(self, assignment_id: str, message: str) -> None:
+        self._review("reject", assignment_id, "REJECTED", message)
+
+    def assignment_status(self, assignment_id: str) -> str:
+        """'submitted' | 'approved' | 'rejected' (or Toloka's own status, lower-cased, otherwise)."""
+        status = self._call(
+            "assignment_status", lambda: self.client.get_assignment(assignment_id)
+        ).status.value
+        return _STATUS.get(str(status), str(status).lower())
+
+    def list_bonuses(
+        self, *, assignment_id: str | None = None, user_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Bonuses Toloka has recorded (for reconciling the ledger):
+        ``[{"worker_id", "assignment_id", "amount": Decimal, "reason", "granted_at"}]``."""
+        query = {k: v for k, v in (("assignment_id", assignment_id), ("user_id", user_id)) if v}
+        bonuses = self._call("list_bonuses", lambda: list(self.client.get_user_bonuses(**query)))
+        return [
+            {
+                "worker_id": b.user_id,
+                "assignment_id": b.assignment_id,
+                "amount": Decimal(str(b.amount)),
+                "reason": (b.public_message or {}).get("EN", ""),
+                "granted_at": b.created,
+            }
+            for b in bonuses
+        ]
+
+    def pay_bonus(
+        self, worker_id: str, assignment_id: str, amount: Decimal, reason: str, idempotency_key: str
+    ) -> BonusReceipt:
+        op_id = op_uuid("bonus", idempotency_key)
+        try:
+            op = self._call("pay_bonus", lambda: self.client.get_operation(str(op_id)))
+            created = False
+        except ConnectorError as exc:
+            if exc.code != "DOES_NOT_EXIST":
+                raise
+            bonus = tc.user_bonus.UserBonus(
+                user_id=worker_id,
+                amount=Decimal(amount),
+                assignment_id=assignment_id,
+                private_comment=idempotency_key,
+                public_title={"EN": "Bonus"},
+                public_message={"EN": reason},
+            )
+            op = self._call(
+                "pay_bonus",
+                lambda: self.client.create_user_bonuses_async([bonus], operation_id=op_id, async_mode=True),
+            )
+            op = self._call("pay_bonus", lambda: self.client.wait_operation(op, disable_progress=True))
+            created = True
+        log = self._call("pay_bonus", lambda: self.client.get_operation_log(op.id))
+        ok = [i for i in log if i.success]
+        if not ok:
+            detail = log[0].output if log else {}
+            raise ConnectorError(self.provider, "pay_bonus", "BONUS_REFUSED", json.dumps(detail, default=str))
+        return BonusReceipt(
+            worker_id=worker_id,
+            assignment_id=assignment_id,
+            amount=Decimal(amount),
+            idempotency_key=idempotency_key,
+            provider_ref=ok[0].output["user_bonus_id"],
+            created=created,
+        )
+
+    def extend(self, page_ref: str, extra_assignments: int) -> None:
+        suite = self._call("extend", lambda: self.client.get_task_suite(page_ref))
+        self._call(
+            "extend",
+            lambda: self.client.patch_task_suite(
+                page_ref, overlap=(suite.overlap or 0) + extra_assignments, open_pool=True
+            ),
+        )  # reopens a completed pool
+
+    def close(self, batch: BatchRef) -> None:
+        self._call("close", lambda: self.client.close_pool(batch.ref))
+
+    def balance(self) -> Decimal:
+        return Decimal(str(self._call("balance", lambda: self.client.get_requester()).balance))
+
+
+def _iso(ts: datetime) -> str:
+    """Naive UTC with microseconds: short, and exact enough to compare instants."""
+    aware = ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds")
+
+
+def _first_field(payload: dict[str, Any]) -> str:
+    """The first invalid field path of a VALIDATION_ERROR payload (per-item maps are unwrapped)."""
+    key, value = next(iter(payload.items()))
+    if isinstance(value, dict) and "code" not in value and value:
+        return _first_field(value)
+    return str(key)
+
+
+def _neutral(values: dict[str, Any]) -> dict[str, Any]:
+    """Toloka output values already use the neutral shapes; spans are normalised to start/end/label."""
+    out = dict(values)
+    for k, v in values.items():
+        if isinstance(v, list) and v and all(isinstance(s, dict) and "start" in s for s in v):
+            out[k] = [
+                {"start": int(s["start"]), "end": int(s["end"]), "label": s.get("label", "issue")} for s in v
+            ]
+    return out

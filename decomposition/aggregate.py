@@ -1,0 +1,276 @@
+"""Aggregation with crowd-kit: categorical labels, and pairwise preferences with Bradley-Terry.
+
+Everything is fitted once per stage (one crowd-kit fit over all tasks), never per task.
+
+Pairwise conventions (documented here because exports depend on them):
+- A pair is aggregated in response-id space, not screen positions: each judgement's label is
+  ``first`` / ``second`` (the lexicographically smaller / larger response id of the pair) or
+  ``tie``; the aggregate is reported as the winning response id or ``"tie"``. A pair whose
+  aggregate is a tie stays in ``PairwiseResult.pairs`` with label "tie";
+  ``preference_pairs`` leaves it out. For ``mv`` an even split goes to crowd-kit's default
+  (the first label), with agreement 0.5: filter with ``min_agreement > 0.5`` to drop splits.
+- Bradley-Terry input: ties are dropped (``ties="drop"``, default) or count half a win to each
+  side (``ties="half"``: every decisive judgement is counted twice, a tie once each way).
+- Scores: ``bt`` gives crowd-kit BradleyTerry strengths normalised to sum to 1 within each
+  prompt (fitted over blocks of prompts, so the dense win matrix stays small); ``noisy_bt``
+  gives crowd-kit NoisyBradleyTerry scores (one fit for the stage; also worker position bias and
+  skill). Margins are score differences, comparable within one method only.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from decomposition.errors import InputError
+
+LABEL_METHODS = ("mv", "ds", "glad", "mace")
+SCORE_METHODS = ("bt", "noisy_bt")
+TIE = "tie"
+_BT_BLOCK_NODES = 2000  # responses per BradleyTerry fit: its win matrix is dense (nodes x nodes)
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """crowd-kit 1.4.2 trips many pandas deprecation warnings; users cannot act on them."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        yield
+
+
+# --------------------------------------------------------------------------- categorical labels
+def _label_model(method: str, seed: int) -> Any:
+    from crowdkit.aggregation import GLAD, MACE, DawidSkene, MajorityVote
+
+    makers = {"mv": MajorityVote, "ds": lambda: DawidSkene(n_iter=100), "glad": GLAD,
+              "mace": lambda: MACE(random_state=seed)}
+    if method not in makers:
+        raise InputError(f"unknown method {method!r} (choose from {', '.join(LABEL_METHODS)})")
+    return makers[method]()
+
+
+def _require_columns(df: pd.DataFrame, columns: list[str], what: str = "input") -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        have = ", ".join(map(str, df.columns))
+        raise InputError(f"{what} lacks column(s) {', '.join(missing)} (has: {have})")
+
+
+def aggregate_labels(df: pd.DataFrame, method: str = "mv", seed: int = 0) -> pd.DataFrame:
+    """Aggregate ``task, worker, label`` rows into ``task, label, confidence``.
+
+    ``confidence`` is the model's probability of the chosen label (for ``mv`` the share of votes).
+    Repeated (task, worker) rows count once (the first is kept).
+
+    >>> df = pd.DataFrame({"task": ["t1", "t1", "t1"], "worker": ["a", "b", "c"], "label": [1, 1, 0]})
+    >>> aggregate_labels(df, "mv").to_dict("records")
+    [{'task': 't1', 'label': 1, 'confidence': 0.6666666666666666}]
+    """
+    model = _label_model(method, seed)
+    _require_columns(df, ["task", "worker", "label"])
+    data = df[["task", "worker", "label"]].drop_duplicates(["task", "worker"], keep="first")
+    if data.empty:
+        return pd.DataFrame({"task": [], "label": [], "confidence": []})
+    with _quiet():
+        model.fit(data.reset_index(drop=True))
+    labels = model.labels_
+    probas = model.probas_.reindex(labels.index)
+    return pd.DataFrame({"task": labels.index.to_numpy(), "label": labels.to_numpy(),
+                         "confidence": probas.max(axis=1).to_numpy(dtype=float)})
+
+
+def aggregate_csv(path: str | Path, method: str = "mv", task_column: str = "task",
+                  worker_column: str = "worker", label_column: str = "label",
+                  out: str | Path | None = None) -> pd.DataFrame:
+    """``crowd aggregate``: read a CSV of answers, aggregate, optionally write ``out``.
+
+    Cells are read as text (ids like ``007`` stay intact). The result has columns
+    ``task_column, label_column, confidence``.
+    """
+    _label_model(method, 0)  # fail on an unknown method before reading anything
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise InputError(f"{path}: not a readable CSV ({str(err).splitlines()[0]})") from None
+    columns = [task_column, worker_column, label_column]
+    _require_columns(df, columns, what=str(path))
+    empty = (df[columns] == "").any(axis=1).to_numpy()
+    if empty.any():
+        raise InputError(f"{path}: line {int(np.argmax(empty)) + 2}: empty task, worker or label")
+    data = df[columns].set_axis(["task", "worker", "label"], axis=1)
+    result = aggregate_labels(data, method).rename(columns={"task": task_column, "label": label_column})
+    if out is not None:
+        result.to_csv(out, index=False)
+    return result
+
+
+# --------------------------------------------------------------------------- pairwise
+@dataclass
+class PairwiseResult:
+    """``pairs``: criterion, prompt, pair, first_id, second_id, label (winner id or "tie"),
+    agreement, confidence, n. ``scores``: criterion, prompt, response_id, score, rank (1 = best).
+    ``workers``: worker, bias (probability of choosing left), skill — for ``noisy_bt`` only."""
+
+    pairs: pd.DataFrame
+    scores: pd.DataFrame
+    method: str
+    score_method: str
+    workers: pd.DataFrame | None = None
+
+    def ranking(self, prompt: str, criterion: str = "overall") -> list[str]:
+        s = self.scores[(self.scores["prompt"] == prompt) & (self.scores["criterion"] == criterion)]
+        return s.sort_values(["rank", "response_id"])["response_id"].tolist()
+
+
+_JUDGEMENT_COLUMNS = ["pair", "prompt", "worker", "left_id", "right_id", "winner"]
+
+
+def _judgements(judgements: pd.DataFrame) -> pd.DataFrame:
+    _require_columns(judgements, _JUDGEMENT_COLUMNS, what="judgements")
+    df = judgements.copy()
+    if "criterion" not in df.columns:
+        df["criterion"] = "overall"
+    df = df[["criterion", *_JUDGEMENT_COLUMNS]].astype(str)
+    bad = ~((df["winner"] == df["left_id"]) | (df["winner"] == df["right_id"]) | (df["winner"] == TIE))
+    if bad.any():
+        row = df[bad].iloc[0]
+        raise InputError(f"judgement for pair {row['pair']!r}: winner {row['winner']!r} is neither "
+                         f"{row['left_id']!r}, {row['right_id']!r} nor 'tie'")
+    df = df.drop_duplicates(["criterion", "pair", "worker"], keep="first").reset_index(drop=True)
+    first = np.where(df["left_id"] <= df["right_id"], df["left_id"], df["right_id"])
+    df["first_id"] = first
+    df["second_id"] = np.where(df["left_id"] <= df["right_id"], df["right_id"], df["left_id"])
+    df["label"] = np.select([df["winner"] == df["first_id"], df["winner"] == df["second_id"]],
+                            ["first", "second"], TIE)
+    df["task"] = pd.MultiIndex.from_frame(df[["criterion", "pair"]]).factorize()[0]
+    return df
+
+
+def _pair_table(df: pd.DataFrame, method: str, seed: int) -> pd.DataFrame:
+    agg = aggregate_labels(df[["task", "worker", "label"]], method, seed).set_index("task")
+    meta = df.groupby("task").agg(criterion=("criterion", "first"), prompt=("prompt", "first"),
+                                  pair=("pair", "first"), first_id=("first_id", "first"),
+                                  second_id=("second_id", "first"), n=("worker", "size"))
+    meta["side"] = agg["label"]
+    meta["confidence"] = agg["confidence"]
+    agree = (df["label"].to_numpy() == meta["side"].reindex(df["task"]).to_numpy())
+    meta["agreement"] = pd.Series(agree, index=df.index).groupby(df["task"]).mean()
+    meta["label"] = np.select([meta["side"] == "first", meta["side"] == "second"],
+                              [meta["first_id"], meta["second_id"]], TIE)
+    cols = ["criterion", "prompt", "pair", "first_id", "second_id", "label", "agreement", "confidence", "n"]
+    return meta.reset_index(drop=True)[cols]
+
+
+def _bt_rows(df: pd.DataFrame, ties: str) -> pd.DataFrame:
+    decisive = df[df["winner"] != TIE]
+    if ties == "drop":
+        return decisive
+    tied = df[df["winner"] == TIE]
+    return pd.concat([decisive, decisive, tied.assign(winner=tied["left_id"]),
+                      tied.assign(winner=tied["right_id"])], ignore_index=True)
+
+
+def _score_table(df: pd.DataFrame, score_method: str, ties: str, seed: int
+                 ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    from crowdkit.aggregation import BradleyTerry, NoisyBradleyTerry
+
+    rows = _bt_rows(df, ties)
+    # One node per (criterion, prompt, response): all prompts go into the same fit.
+    ends = [rows[["criterion", "prompt", c]].set_axis(["criterion", "prompt", "response_id"], axis=1)
+            for c in ("left_id", "right_id", "winner")]
+    stacked = pd.concat(ends, ignore_index=True)
+    key = ["criterion", "prompt", "response_id"]
+    codes = stacked.groupby(key, sort=False).ngroup().to_numpy().reshape(3, len(rows))
+    node_frame = stacked.drop_duplicates(key).reset_index(drop=True)  # row n is node code n
+    data = pd.DataFrame({"worker": rows["worker"].to_numpy(), "left": codes[0], "right": codes[1],
+                         "label": codes[2]})
+    workers = None
+    if data.empty:
+        node_frame["score"] = []
+    elif score_method == "noisy_bt":
+        with _quiet():
+            model = NoisyBradleyTerry(n_iter=100, random_state=seed).fit(data)
+        node_frame["score"] = model.scores_.reindex(range(len(node_frame))).to_numpy()
+        workers = pd.DataFrame({"worker": model.biases_.index, "bias": model.biases_.to_numpy(),
+                                "skill": model.skills_.reindex(model.biases_.index).to_numpy()})
+    else:
+        node_frame["score"] = np.nan
+        group = node_frame.groupby(["criterion", "prompt"], sort=False).ngroup().to_numpy()
+        block = _blocks(np.bincount(group), _BT_BLOCK_NODES)[group]  # block of each node
+        row_block = block[codes[0]]
+        for b in np.unique(row_block):  # one fit per block of whole prompts, not per prompt
+            with _quiet():
+                fitted = BradleyTerry(n_iter=1000, tol=1e-8).fit(data[row_block == b]).scores_
+            node_frame.loc[fitted.index, "score"] = fitted.to_numpy()
+        total = node_frame.groupby(["criterion", "prompt"])["score"].transform("sum")
+        node_frame["score"] = node_frame["score"] / total.where(total > 0)
+    node_frame["rank"] = (node_frame.groupby(["criterion", "prompt"])["score"]
+                          .rank(ascending=False, method="min").astype("Int64"))
+    return node_frame[["criterion", "prompt", "response_id", "score", "rank"]], workers
+
+
+def _blocks(sizes: np.ndarray, limit: int) -> np.ndarray:
+    """Assign consecutive groups to blocks of at most ``limit`` nodes (a bigger group gets its own)."""
+    ends = np.cumsum(sizes)
+    block = np.empty(len(sizes), dtype=int)
+    current, start = 0, 0
+    for g, end in enumerate(ends):
+        if end - start > limit and g and ends[g - 1] > start:
+            current, start = current + 1, ends[g - 1]
+        block[g] = current
+    return block
+
+
+def aggregate_pairwise(judgements: pd.DataFrame, method: str = "ds",
+                       score_method: Literal["bt", "noisy_bt"] = "bt",
+                       ties: Literal["drop", "half"] = "drop", seed: int = 0) -> PairwiseResult:
+    """Aggregate a stage of pairwise judgements.
+
+    ``judgements``: one row per judgement with ``pair, prompt, worker, left_id, right_id, winner``
+    (``winner`` a response id or "tie"; ``left_id``/``right_id`` as displayed) and optionally
+    ``criterion`` (default "overall"). Per pair: ``method`` (mv, ds, glad, mace) over
+    first/second/tie; per prompt: Bradley-Terry scores and a ranking.
+    """
+    if score_method not in SCORE_METHODS:
+        raise InputError(f"unknown score method {score_method!r} (choose from {', '.join(SCORE_METHODS)})")
+    if ties not in ("drop", "half"):
+        raise InputError(f"ties must be 'drop' or 'half', not {ties!r}")
+    _label_model(method, seed)
+    df = _judgements(judgements)
+    if df.empty:
+        raise InputError("no judgements to aggregate")
+    scores, workers = _score_table(df, score_method, ties, seed)
+    return PairwiseResult(pairs=_pair_table(df, method, seed), scores=scores, method=method,
+                          score_method=score_method, workers=workers)
+
+
+def preference_pairs(result: PairwiseResult, min_agreement: float = 0.0,
+                     criterion: str = "overall") -> list[dict[str, Any]]:
+    """Chosen/rejected pairs (e.g. for DPO): non-tie aggregated pairs with enough agreement.
+
+    ``margin`` is the score of the chosen minus the rejected response (None when a response has
+    no score, e.g. all its judgements were ties); it can be negative when the pair's aggregate
+    and the prompt-level ranking disagree.
+    """
+    p = result.pairs
+    p = p[(p["criterion"] == criterion) & (p["label"] != TIE) & (p["agreement"] >= min_agreement)]
+    rejected = np.where(p["label"] == p["first_id"], p["second_id"], p["first_id"])
+    scores = result.scores[result.scores["criterion"] == criterion]
+    score = scores.set_index(["prompt", "response_id"])["score"]
+    chosen_s = score.reindex(pd.MultiIndex.from_arrays([p["prompt"], p["label"]])).to_numpy()
+    rejected_s = score.reindex(pd.MultiIndex.from_arrays([p["prompt"], rejected])).to_numpy()
+    margin = chosen_s - rejected_s
+    return [{"prompt_id": pr, "chosen_id": c, "rejected_id": r, "margin": None if np.isnan(m) else float(m),
+             "agreement": float(a)}
+            for pr, c, r, m, a in zip(p["prompt"], p["label"], rejected, margin, p["agreement"], strict=True)]

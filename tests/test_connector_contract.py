@@ -1,0 +1,227 @@
+"""The provider-neutral connector contract, run against each provider's local marketplace with its
+real client library over loopback HTTP. Add a provider to ``PROVIDERS`` (and ``make_connector``)
+and every case here runs against it too."""
+
+from __future__ import annotations
+
+import random
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from connectors.base import (
+    BatchSpec,
+    Choice,
+    Connector,
+    ConnectorError,
+    Display,
+    MultiChoice,
+    Page,
+    PageItem,
+    PoolRequirement,
+    PoolSpec,
+    SpanSelect,
+    TextInput,
+)
+from connectors.retry import RetryPolicy
+
+PROVIDERS = ["mturk", "toloka"]
+FAST_RETRY = RetryPolicy(max_attempts=6, initial_s=0.01, max_s=0.05)
+HOSTILE = ["<script>alert('x')</script>", 'quote " and \' & amp', "cdata ]]> end", "ünï 日本 🙂\nline 2"]
+
+
+def make_connector(provider: str, url: str) -> Connector:
+    if provider == "mturk":
+        from connectors.mturk import MTurkConnector
+
+        return MTurkConnector("local", url, retry=FAST_RETRY)
+    if provider == "toloka":
+        from connectors.toloka import TolokaConnector
+
+        return TolokaConnector("local", url, retry=FAST_RETRY)
+    raise ValueError(provider)
+
+
+class EchoOracle:
+    """Answers deterministically from what the worker sees, and records what that was."""
+
+    def __init__(self) -> None:
+        self.seen: list[dict[str, str]] = []
+
+    def __call__(self, task: Any, worker: Any, rng: random.Random) -> dict[str, Any]:
+        self.seen.append(dict(task.inputs))
+        text = task.inputs.get("prompt", "")
+        out: dict[str, Any] = {}
+        for f in task.fields:
+            if f.kind == "choice":
+                out[f.name] = f.options[-1]
+            elif f.kind == "multi_choice":
+                out[f.name] = f.options[:2]
+            elif f.kind == "text":
+                out[f.name] = text
+            elif f.kind == "spans":
+                out[f.name] = [{"start": 0, "end": min(3, len(f.text)), "label": f.options[0]}]
+        return out
+
+
+def expected_answer(text: str) -> dict[str, Any]:
+    return {"pick": "b", "tags": ["x", "y"], "fix": text, "spans": [{"start": 0, "end": min(3, len(text)),
+                                                                     "label": "issue"}]}
+
+
+def make_pages(texts: list[str], prefix: str = "p", per_page: int = 2) -> list[Page]:
+    pages = []
+    for n in range(0, len(texts), per_page):
+        chunk = texts[n:n + per_page]
+        items = [PageItem(item_key=f"{prefix}{n + k}", widgets=[
+            Display(name="prompt", text=text),
+            Choice(name="pick", label="Better?", options=[("a", "A"), ("b", "B")]),
+            MultiChoice(name="tags", label="Tags", options=[("x", "X"), ("y", "Y"), ("z", "Z")]),
+            TextInput(name="fix", label="Rewrite", default=text),
+            SpanSelect(name="spans", label="Issues", text=text),
+        ]) for k, text in enumerate(chunk)]
+        pages.append(Page(page_id=f"{prefix}-page{n}", idempotency_key=f"{prefix}-key{n}", items=items))
+    return pages
+
+
+def batch_spec(batch_id: str = "b1", assignments: int = 2, **kw: Any) -> BatchSpec:
+    kw.setdefault("instructions", "Read <both> & choose")
+    return BatchSpec(batch_id=batch_id, idempotency_key=f"{batch_id}-key", stage="s", kind="classify",
+                     title=f"Compare texts {batch_id}", description="Pick the better text",
+                     reward=Decimal("0.10"), assignments_per_page=assignments, lifetime_s=86400, **kw)
+
+
+def fetch_all(conn: Connector, batch: Any, mp: Any, want: int, cursor: str | None = None,
+              step_s: float = 1800, rounds: int = 12) -> tuple[list[Any], str | None]:
+    """Poll while the simulated crowd works until ``want`` assignments arrived."""
+    got: list[Any] = []
+    for _ in range(rounds):
+        mp.advance(step_s)
+        result = conn.fetch(batch, cursor)
+        got += result.assignments
+        cursor = result.cursor
+        if len(got) >= want:
+            break
+    return got, cursor
+
+
+@pytest.fixture(params=PROVIDERS)
+def connector(request):
+    local = pytest.importorskip("connectors.local")
+    oracle = EchoOracle()
+    with local.start_local(request.param, workers=20, seed=7, oracle=oracle) as mp:
+        mp.oracle = oracle
+        yield make_connector(request.param, mp.url), mp
+
+
+def test_connector_satisfies_protocol(connector):
+    conn, _ = connector
+    assert isinstance(conn, Connector)
+
+
+def test_whole_cycle_publish_fetch_review_pay_block(connector):
+    conn, mp = connector
+    pool = conn.ensure_pool(PoolSpec(name="trusted", description="good workers"))
+    assert conn.ensure_pool(PoolSpec(name="trusted")).ref == pool.ref  # found, not created twice
+    for w in mp.crowd.workers:
+        conn.grant(pool, w.worker_id, 80)
+    spec = batch_spec(requirements=[PoolRequirement(pool=pool, min_score=50)])
+    batch = conn.create_batch(spec)
+    texts = [f"text number {n}" for n in range(6)]
+    pages = make_pages(texts)
+    published = conn.publish(batch, spec, pages)
+    assert [p.page_id for p in published] == [p.page_id for p in pages] and all(p.created for p in published)
+
+    got, cursor = fetch_all(conn, batch, mp, want=6)
+    assert len(got) == 6 and len({a.assignment_id for a in got}) == 6
+    keys = {p.page_id: [i.item_key for i in p.items] for p in pages}
+    by_key = dict(zip([f"p{n}" for n in range(6)], texts, strict=True))
+    for a in got:
+        assert a.parse_error is None and a.status == "submitted" and a.raw
+        assert sorted(a.answers) == sorted(keys[a.page_id])
+        for key, answer in a.answers.items():
+            assert answer == expected_answer(by_key[key])
+
+    again = conn.fetch(batch, cursor)
+    assert again.assignments == []  # incremental: nothing new, nothing repeated
+
+    balance = conn.balance()
+    conn.approve(got[0].assignment_id, "thanks")
+    conn.reject(got[1].assignment_id, "did not follow the instructions")
+    assert [conn.assignment_status(a.assignment_id) for a in got[:3]] == ["approved", "rejected", "submitted"]
+    receipt = conn.pay_bonus(got[0].worker_id, got[0].assignment_id, Decimal("0.25"), "great work", "bonus-1")
+    assert receipt.created and receipt.amount == Decimal("0.25")
+    assert conn.balance() < balance
+    conn.block(got[1].worker_id, "spam")
+    conn.unblock(got[1].worker_id, "appeal accepted")
+    conn.revoke(pool, got[1].worker_id, "left the pool")
+    conn.close(batch)
+
+
+def test_republish_is_idempotent(connector):
+    conn, mp = connector
+    spec = batch_spec("b2")
+    batch = conn.create_batch(spec)
+    pages = make_pages([f"t{n}" for n in range(4)], prefix="r")
+    first = conn.publish(batch, spec, pages)
+    second = conn.publish(batch, spec, pages)
+    assert [p.provider_ref for p in second] == [p.provider_ref for p in first]
+    assert all(p.created for p in first) and not any(p.created for p in second)
+    got, _ = fetch_all(conn, batch, mp, want=4)
+    assert {a.page_ref for a in got} == {p.provider_ref for p in first}
+    assert len(got) == 4  # 2 pages x 2 assignments: no duplicate pages were worked on
+
+
+def test_bonus_is_paid_once_per_idempotency_key(connector):
+    conn, mp = connector
+    spec = batch_spec("b3", assignments=1)
+    batch = conn.create_batch(spec)
+    conn.publish(batch, spec, make_pages(["only one"], prefix="z"))
+    (a,), _ = fetch_all(conn, batch, mp, want=1)
+    before = conn.balance()
+    first = conn.pay_bonus(a.worker_id, a.assignment_id, Decimal("1.00"), "well done", "ledger-42")
+    after_first = conn.balance()
+    second = conn.pay_bonus(a.worker_id, a.assignment_id, Decimal("1.00"), "well done", "ledger-42")
+    assert first.created and not second.created
+    assert after_first < before and conn.balance() == after_first
+
+
+def test_hostile_item_text_reaches_workers_as_text(connector):
+    conn, mp = connector
+    spec = batch_spec("b4", assignments=1, instructions="<b>not bold</b> ]]> & more")
+    batch = conn.create_batch(spec)
+    pages = make_pages(HOSTILE, prefix="h")
+    conn.publish(batch, spec, pages)
+    got, _ = fetch_all(conn, batch, mp, want=len(pages))
+    assert {s["prompt"] for s in mp.oracle.seen} == set(HOSTILE)  # what the crowd read
+    for a in got:
+        for key, answer in a.answers.items():
+            assert answer["fix"] == HOSTILE[int(key[1:])]  # what came back
+
+
+def test_invalid_request_is_a_connector_error_with_the_service_code(connector):
+    conn, _ = connector
+    with pytest.raises(ConnectorError) as info:
+        conn.approve("NO_SUCH_ASSIGNMENT_0000000000", "x")
+    assert info.value.code and not info.value.retryable and info.value.provider == conn.provider
+
+
+def test_cursor_is_compact_and_drops_finished_pages(connector):
+    conn, mp = connector
+    spec = batch_spec("b5", assignments=1)
+    batch = conn.create_batch(spec)
+    pages = make_pages([f"c{n}" for n in range(6)], prefix="c", per_page=1)
+    refs = {p.provider_ref for p in conn.publish(batch, spec, pages)}
+    first = conn.fetch(batch, None)
+    cursor, got, finished = first.cursor, list(first.assignments), set(first.finished_pages)
+    for _ in range(12):
+        mp.advance(1800)
+        result = conn.fetch(batch, cursor)
+        cursor, got, finished = result.cursor, got + result.assignments, finished | set(result.finished_pages)
+        if finished == refs:
+            break
+    assert len(got) == 6 and finished == refs
+    final = conn.fetch(batch, cursor)
+    assert final.assignments == [] and final.finished_pages == []
+    assert len(final.cursor or "") < len(first.cursor or "")  # finished pages are no longer carried

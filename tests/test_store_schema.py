@@ -1,0 +1,109 @@
+"""Opening a store: URL rules, SQLite settings, and migrations that build exactly the models' schema."""
+
+from __future__ import annotations
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect
+from sqlmodel import SQLModel
+
+from campaigns.errors import CrowdError
+from campaigns.settings import Settings
+from campaigns.store import MIGRATIONS, normalize_url, open_store
+
+
+def head_revision() -> str:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return ScriptDirectory.from_config(cfg).get_current_head()
+
+
+def test_migrations_create_exactly_the_models_schema(db_url):
+    store = open_store(db_url)
+    try:
+        with store.engine.connect() as conn:
+            tables = set(inspect(conn).get_table_names())
+            assert set(SQLModel.metadata.tables) <= tables
+            assert tables - set(SQLModel.metadata.tables) == {"alembic_version"}
+            ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+            assert ctx.get_current_revision() == head_revision()
+            assert compare_metadata(ctx, SQLModel.metadata) == []
+            uniques = {tuple(u["column_names"]) for u in inspect(conn).get_unique_constraints("assignments")}
+            assert ("provider", "assignment_id") in uniques
+    finally:
+        store.close()
+
+
+def test_reopen_is_a_no_op_and_downgrade_round_trips(db_url):
+    open_store(db_url).close()
+    store = open_store(db_url)  # already at head: nothing to do, nothing fails
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    try:
+        with store.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "base")
+        with store.engine.connect() as conn:
+            assert set(inspect(conn).get_table_names()) <= {"alembic_version"}
+    finally:
+        store.close()
+    open_store(db_url).close()  # and back up again
+
+
+def test_sqlite_connections_are_configured_for_several_processes(tmp_path):
+    store = open_store(f"sqlite:///{tmp_path / 'c.db'}")
+    try:
+        with store.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 10_000
+    finally:
+        store.close()
+
+
+def test_url_from_environment_when_not_given(tmp_path, monkeypatch):
+    target = tmp_path / "from-env.db"
+    monkeypatch.setenv("CROWD_DATABASE_URL", f"sqlite:///{target}")
+    open_store().close()
+    assert target.exists()
+
+
+@pytest.mark.parametrize("url", ["postgresql://u:pw@db:5432/crowd", "postgres://u:pw@db/crowd",
+                                 "postgresql+psycopg://u:pw@db/crowd"])
+def test_postgres_urls_use_psycopg3(url):
+    u = normalize_url(url)
+    assert u.drivername == "postgresql+psycopg"
+    assert u.database == "crowd"
+
+
+@pytest.mark.parametrize("url", ["mysql://u@db/x", "not a url"])
+def test_unsupported_urls_are_one_line_errors(url):
+    with pytest.raises(CrowdError) as info:
+        normalize_url(url)
+    assert "\n" not in str(info.value)
+
+
+def test_unopenable_database_is_a_crowd_error_without_password(tmp_path):
+    with pytest.raises(CrowdError) as info:
+        open_store(f"sqlite:///{tmp_path / 'no' / 'such' / 'dir' / 'x.db'}")
+    assert "cannot open database" in str(info.value)
+    with pytest.raises(CrowdError) as info:  # nothing listens on port 1
+        open_store("postgresql://crowd:hunter2@127.0.0.1:1/crowd?connect_timeout=2")
+    assert "hunter2" not in str(info.value) and "\n" not in str(info.value)
+
+
+def test_settings_read_environment_and_hide_secrets(monkeypatch):
+    monkeypatch.delenv("CROWD_TOLOKA_API_KEY", raising=False)
+    monkeypatch.setenv("TOLOKA_API_KEY", "tok-secret-123")
+    monkeypatch.setenv("CROWD_LOG_LEVEL", "DEBUG")
+    monkeypatch.setenv("CROWD_MTURK_ENDPOINT", "http://127.0.0.1:9999")
+    s = Settings()
+    assert s.toloka_api_key is not None and s.toloka_api_key.get_secret_value() == "tok-secret-123"
+    assert s.log_level == "DEBUG" and s.mturk_endpoint == "http://127.0.0.1:9999"
+    assert "tok-secret-123" not in repr(s) and "tok-secret-123" not in str(s.model_dump())
+    monkeypatch.setenv("CROWD_TOLOKA_API_KEY", "crowd-wins")
+    assert Settings().toloka_api_key.get_secret_value() == "crowd-wins"
