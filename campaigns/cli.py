@@ -34,6 +34,18 @@ JsonOpt = typer.Option(False, "--json", help="Print one JSON object for scripts.
 EndpointOpt = typer.Option(None, "--endpoint", help="Marketplace endpoint URL, overriding the spec's.")
 
 
+@app.callback()
+def _configure() -> None:
+    """Logs go to stderr at CROWD_LOG_LEVEL (default WARNING); secrets are never logged."""
+    import logging
+
+    from campaigns.settings import Settings
+
+    level = Settings().log_level.upper()
+    logging.basicConfig(level=getattr(logging, level, logging.WARNING),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
 def _default(o: Any) -> Any:
     if isinstance(o, Decimal):
         return str(o)
@@ -61,17 +73,24 @@ def run(fn: Callable[[], Any]) -> Any:
     try:
         return fn()
     except ProviderUnreachable as exc:
-        err.print(f"error: provider unreachable after retries: {exc}", markup=False, highlight=False)
+        err.print(f"error: provider unreachable after retries: {exc}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     except (CrowdError, ConnectorError, InputError) as exc:
-        err.print(f"error: {exc}", markup=False, highlight=False)
+        err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
 
 
-def _store(db: str | None):
-    from campaigns.store import open_store
+def _store(db: str | None, *, must_exist: bool = False):
+    """Open the store; read commands (``must_exist``) refuse to create an empty SQLite file."""
+    from campaigns.errors import CrowdError
+    from campaigns.settings import Settings
+    from campaigns.store import normalize_url, open_store
 
-    return open_store(db)
+    url = normalize_url(db or Settings().database_url)
+    if must_exist and url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") \
+            and not Path(url.database).exists():
+        raise CrowdError(f"no store at {url.database}: run crowd launch first, or pass --db")
+    return open_store(url.render_as_string(hide_password=False))
 
 
 class _Bar:
@@ -104,11 +123,13 @@ class _Bar:
 def launch(spec: Path = typer.Argument(..., help="Campaign spec (YAML)."), db: str | None = DbOpt,
            endpoint: str | None = EndpointOpt, as_json: bool = JsonOpt) -> None:
     """Plan, price and publish a campaign. Re-running it resumes without publishing anything twice."""
+    from campaigns.launch import check_inputs
     from campaigns.launch import launch as do_launch
     from campaigns.loading import load_spec
 
     def go():
         parsed = load_spec(spec)
+        check_inputs(parsed)  # every input error before the store is created or touched
         store = _store(db)
         with _Bar(not as_json) as bar:
             return do_launch(parsed, store, spec_text=spec.read_text(encoding="utf-8"), endpoint=endpoint,
@@ -150,9 +171,12 @@ def status(campaign: str | None = typer.Argument(None), db: str | None = DbOpt, 
     """Stages, pages, assignments and review state per campaign."""
     from campaigns.reports import status as get_status
 
-    data = run(lambda: get_status(_store(db), campaign))
+    data = run(lambda: get_status(_store(db, must_exist=True), campaign))
     if as_json:
         emit_json(data)
+        return
+    if not data["campaigns"]:
+        out.print("no campaigns")
         return
     table = Table("campaign", "provider", "stage", "status", "pages done", "assignments", "approved", "rejected")
     for c in data["campaigns"]:
@@ -170,7 +194,7 @@ def costs(campaign: str | None = typer.Argument(None), db: str | None = DbOpt,
     """Spent, committed, forecast and budget left; cost per item and effective hourly wage."""
     from campaigns.reports import costs as get_costs
 
-    data = run(lambda: get_costs(_store(db), campaign, by=by, plot=plot))
+    data = run(lambda: get_costs(_store(db, must_exist=True), campaign, by=by, plot=plot))
     if as_json:
         emit_json(data)
         return
@@ -193,6 +217,25 @@ def costs(campaign: str | None = typer.Argument(None), db: str | None = DbOpt,
 
 
 @app.command()
+def reconcile(campaign: str = typer.Argument(..., help="Campaign name."), db: str | None = DbOpt,
+              repair: bool = typer.Option(False, "--repair", help="Make the ledger match the marketplace."),
+              endpoint: str | None = EndpointOpt, as_json: bool = JsonOpt) -> None:
+    """Compare the ledger with the marketplace's bonuses and approvals; report or repair differences."""
+    from campaigns.reconcile import reconcile as do_reconcile
+
+    report = run(lambda: do_reconcile(_store(db), campaign, repair=repair, endpoint=endpoint))
+    if as_json:
+        emit_json(report.as_dict())
+    else:
+        for d in report.differences:
+            out.print(f"{'repaired' if d.repaired else 'found'}: {d.kind} {d.assignment_id} {d.amount}: {d.detail}",
+                      markup=False, highlight=False)
+        out.print(report.summary_line(), markup=False, highlight=False)
+    if not report.ok:
+        raise typer.Exit(3)
+
+
+@app.command()
 def workers(args: list[str] = typer.Argument(None, help="[CAMPAIGN] to list, or grant|revoke|block|unblock "
                                                         "WORKER [POOL]"),
             db: str | None = DbOpt, provider: str = typer.Option("mturk", "--provider"),
@@ -211,7 +254,7 @@ def workers(args: list[str] = typer.Argument(None, help="[CAMPAIGN] to list, or 
                                    provider=provider, campaign=campaign, reason=reason, endpoint=endpoint))
         emit_json(result) if as_json else out.print(result["message"])
         return
-    rows = run(lambda: w.list_workers(_store(db), args[0] if args else None))
+    rows = run(lambda: w.list_workers(_store(db, must_exist=True), args[0] if args else None))
     if as_json:
         emit_json({"workers": rows})
         return
@@ -233,7 +276,8 @@ def export(campaign: str = typer.Argument(...), db: str | None = DbOpt,
     """Write results: TRL preference JSONL, every judgement as JSONL, or an Argilla ranking export."""
     from campaigns.export import export as do_export
 
-    result = run(lambda: do_export(_store(db), campaign, fmt, out_path, pseudonymise=not raw_worker_ids))
+    result = run(lambda: do_export(_store(db, must_exist=True), campaign, fmt, out_path,
+                                   pseudonymise=not raw_worker_ids))
     emit_json(result) if as_json else out.print(f"wrote {result['rows']} rows to {result['path']}")
 
 
@@ -291,4 +335,8 @@ def local_serve(provider: str = typer.Option("mturk", "--provider", help="mturk|
 
 
 def main() -> None:  # pragma: no cover - console entry
+    app()
+
+
+if __name__ == "__main__":  # python -m campaigns.cli
     app()

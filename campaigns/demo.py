@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import tempfile
 import time
 from collections.abc import Callable
@@ -21,13 +22,13 @@ from campaigns.errors import CrowdError
 from campaigns.export import export
 from campaigns.launch import launch
 from campaigns.loading import load_spec
-from campaigns.models import Campaign, Worker
+from campaigns.models import Campaign, Page, Publication, Stage, Worker
 from campaigns.poll import poll
 from campaigns.reports import costs
 from campaigns.store import open_store
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-KINDS = {"pairwise": "pairwise"}
+KINDS = {"pairwise": "pairwise", "ffv": "ffv"}
 STEP_S = 1800  # simulated seconds the crowd works between two polls
 MAX_SIM_S = 14 * 24 * 3600
 
@@ -53,6 +54,104 @@ def pairwise_oracle(truth: dict[str, float]) -> Callable:
         return answer
 
     return oracle
+
+
+def _errors_in(text: str, start: int, end: int, errors: list[dict]) -> tuple[list[dict], bool]:
+    """(seeded errors wholly inside [start, end), whether any error only partly overlaps it)."""
+    inside = [e for e in errors if start <= e["start"] and e["end"] <= end]
+    partial = any(e["start"] < end and start < e["end"] and e not in inside for e in errors)
+    return inside, partial
+
+
+def _rewrite(patch: str, start: int, errors: list[dict], key: str) -> str:
+    """The patch with each seeded error inside it replaced by its ``key`` text (correct/distractor)."""
+    from decomposition.ffv import apply_fixes
+
+    return apply_fixes(patch, [(e["start"] - start, e["end"] - start, e[key]) for e in errors])
+
+
+def _tweak(patch: str) -> str:
+    """A needless edit (what a worker writes for a part with nothing wrong in it)."""
+    words = patch.split()
+    return " ".join(words[:-1]) if len(words) > 1 else patch + "s"
+
+
+def ffv_oracle(truth: dict[str, list[dict]]) -> Callable:
+    """Answers Find, Fix and Verify tasks like a careful worker who can spot the seeded errors
+    (``truth``: seeded text -> errors) with the worker's accuracy: Find marks each error (sometimes
+    with the word before it) and now and then a correct word; Fix writes the correct replacement,
+    else a plausible wrong one; Verify votes for the correct candidate (or keep) and flags it."""
+    from connectors.local.crowd import noisy_choice
+    from decomposition.ffv import KEEP, MARK_CLOSE, MARK_OPEN
+    from decomposition.verify import EMPTY_SLOT
+
+    def unmark(shown: str) -> tuple[str, int, int] | None:
+        a, b = shown.find(MARK_OPEN), shown.find(MARK_CLOSE)
+        if a < 0 or b < a:
+            return None
+        text = shown[:a] + shown[a + len(MARK_OPEN):b] + shown[b + len(MARK_CLOSE):]
+        return text, a, b - len(MARK_OPEN)
+
+    def find(text: str, labels: list[str], worker, rng: random.Random) -> dict:
+        errors = truth.get(text.strip(), [])
+        spans = []
+        for e in errors:
+            if rng.random() < worker.accuracy:
+                start = e["start"]
+                if rng.random() < 0.2 and start > 1:  # include the word before
+                    start = text.rfind(" ", 0, start - 1) + 1
+                label = e["category"] if e["category"] in labels else labels[0]
+                spans.append({"start": start, "end": e["end"], "label": label})
+        if rng.random() < 0.05 + 0.3 * (1 - worker.accuracy):  # a correct word marked by mistake
+            words = [(m.start(), m.end()) for m in re.finditer(r"\w+", text)
+                     if not any(m.start() < e["end"] and e["start"] < m.end() for e in errors)]
+            if words:
+                a, b = rng.choice(words)
+                spans.append({"start": a, "end": b, "label": labels[-1]})
+        return {"spans": spans}
+
+    def correct_patch(shown: str) -> tuple[str, str | None, str] | None:
+        """(original patch, its correct version or None when nothing seeded is wholly in it, distractor)."""
+        found = unmark(shown)
+        if found is None or found[0].strip() not in truth:
+            return None
+        text, a, b = found
+        inside, partial = _errors_in(text, a, b, truth[text.strip()])
+        patch = text[a:b]
+        if not inside or partial:
+            return patch, None, _tweak(patch)
+        return patch, _rewrite(patch, a, inside, "correct"), _rewrite(patch, a, inside, "distractor")
+
+    def oracle(task, worker, rng: random.Random) -> dict[str, Any] | None:
+        fields = {f.name: f for f in task.fields}
+        if "spans" in fields:
+            return find(fields["spans"].text, fields["spans"].options or ["issue"], worker, rng)
+        known = correct_patch(task.inputs.get("text", ""))
+        if known is None:
+            return None
+        patch, right, wrong = known
+        if "rewrite" in fields:
+            good = right if right is not None else _tweak(patch)
+            return {"rewrite": good if rng.random() < worker.accuracy else wrong}
+        if "best" in fields:
+            filled = {o: task.inputs.get(o) for o in fields["best"].options
+                      if o != KEEP and task.inputs.get(o) not in (None, EMPTY_SLOT)}
+            target = next((o for o, t in filled.items() if right is not None and t == right), KEEP)
+            best = noisy_choice(worker, rng, target, [KEEP, *filled])
+            ok = [o for o in filled if o == target]
+            if rng.random() >= worker.accuracy and filled:
+                ok = sorted(set(ok) ^ {rng.choice(list(filled))})
+            return {"best": best, "acceptable": ok}
+        return None
+
+    return oracle
+
+
+def _load_ffv_truth(example: Path, items: list[dict]) -> tuple[dict[str, list[dict]], dict[str, list[dict]]]:
+    """(errors by item id, errors by seeded text)."""
+    by_id = {t["id"]: t["errors"] for t in map(json.loads, (example / "truth.jsonl").read_text().splitlines())}
+    by_id = {it["id"]: by_id[it["id"]] for it in items}
+    return by_id, {it["text"].strip(): by_id[it["id"]] for it in items}
 
 
 def _load_truth(example: Path, items: list[dict]) -> tuple[dict[str, float], dict[str, float]]:
@@ -87,7 +186,12 @@ def run_demo(*, provider: str = "mturk", kind: str = "pairwise", items: int | No
         if items < 1:
             raise CrowdError("--items must be at least 1")
         all_items = all_items[:items]
-    truth_by_id, truth_by_text = _load_truth(example, all_items)
+    if kind == "ffv":
+        truth_by_id, truth_by_text = _load_ffv_truth(example, all_items)
+        oracle = ffv_oracle(truth_by_text)
+    else:
+        truth_by_id, truth_by_text = _load_truth(example, all_items)
+        oracle = pairwise_oracle(truth_by_text)
 
     run_id = time.strftime("%Y%m%d-%H%M%S") + f"-{random.Random().randrange(16**4):04x}"
     work = out_dir or Path(tempfile.mkdtemp(prefix="crowd-demo-"))
@@ -101,7 +205,7 @@ def run_demo(*, provider: str = "mturk", kind: str = "pairwise", items: int | No
     store = open_store(db or f"sqlite:///{work / 'crowd.db'}")
 
     with start_local(provider, workers=workers, spammers=spammers, seed=seed,
-                     oracle=pairwise_oracle(truth_by_text)) as mp:
+                     oracle=oracle) as mp:
         say(f"local {provider} marketplace on {mp.url} with {workers} simulated workers")
         report = launch(spec, store, spec_text=spec_text, endpoint=mp.url, progress=progress)
         say(f"launched {report.name}: {report.pages} pages at {report.reward_per_page} per page")
@@ -130,18 +234,25 @@ def run_demo(*, provider: str = "mturk", kind: str = "pairwise", items: int | No
     exports = {}
     for fmt in spec.exports.formats:
         exports[fmt] = export(store, spec.name, fmt, None)["path"]
-    from campaigns.results import pairwise_accuracy
+    from campaigns.results import ffv_accuracy, pairwise_accuracy
 
-    accuracy = pairwise_accuracy(store, spec.name, truth_by_id)
+    if kind == "ffv":
+        ffv = ffv_accuracy(store, spec.name, truth_by_id)
+        accuracy = {"assignments": ffv.pop("assignments")}
+    else:
+        ffv = None
+        accuracy = pairwise_accuracy(store, spec.name, truth_by_id)
     cost = costs(store, spec.name)["campaigns"][0]
     with store.session() as s:
         campaign = s.exec(select(Campaign).where(Campaign.name == spec.name)).one()
         blocked = set(s.exec(select(Worker.worker_id).where(Worker.provider == provider, Worker.blocked)).all())
         seen = set(s.exec(select(Worker.worker_id).where(Worker.provider == provider)).all())
+        published = len(s.exec(select(Publication.id).join(Page).join(Stage)
+                               .where(Stage.campaign_id == campaign.id)).all())  # every stage's pages
     spam_ids = {w.worker_id for w in sim_workers if w.spammer}
-    return {
+    summary = {
         "campaign_id": campaign.id, "campaign": campaign.name, "provider": provider, "environment": "local",
-        "kind": kind, "items": len(all_items), "pages_published": report.pages,
+        "kind": kind, "items": len(all_items), "pages_published": published,
         "assignments": accuracy.pop("assignments"), "polls": polls, "simulated_hours": round(elapsed / 3600, 1),
         "api_calls": dict(sorted(api_calls.items())), "accuracy": accuracy,
         "cost": {"rewards": str(cost["spent"]["reward"]), "bonuses": str(cost["spent"]["bonus"]),
@@ -151,6 +262,9 @@ def run_demo(*, provider: str = "mturk", kind: str = "pairwise", items: int | No
                     "spammers_blocked": len(spam_ids & blocked)},
         "exports": exports, "db": store.engine.url.render_as_string(hide_password=True),
     }
+    if ffv is not None:
+        summary["ffv"] = ffv
+    return summary
 
 
 def _spec_yaml(spec) -> str:
@@ -162,12 +276,19 @@ def _spec_yaml(spec) -> str:
 
 def render_summary(d: dict) -> str:
     acc = d["accuracy"]
+    if "ffv" in d:
+        f = d["ffv"]
+        quality = (f"  seeded errors fixed {f['seeded_errors_fixed']}/{f['seeded_errors']} ({f['fixed_share']:.0%}), "
+                   f"patches found {f['patches_found']}, changed spans {f['changed_spans']} "
+                   f"({f['false_patches']} not on a seeded error), texts changed {f['items_changed']}/{f['texts']}")
+    else:
+        quality = (f"  accuracy vs simulated truth: majority vote {acc['majority_vote']:.3f}, "
+                   f"Dawid-Skene {acc['dawid_skene']:.3f}, ranking Spearman {acc['ranking_spearman']:.3f}")
     lines = [
         f"[bold]crowd demo[/]: {d['kind']} on local {d['provider']} — campaign {d['campaign']}",
         f"  items {d['items']}, pages {d['pages_published']}, assignments {d['assignments']}, "
         f"polls {d['polls']} over {d['simulated_hours']} simulated hours",
-        f"  accuracy vs simulated truth: majority vote {acc['majority_vote']:.3f}, "
-        f"Dawid-Skene {acc['dawid_skene']:.3f}, ranking Spearman {acc['ranking_spearman']:.3f}",
+        quality,
         f"  cost: rewards {d['cost']['rewards']} + bonuses {d['cost']['bonuses']} + fees {d['cost']['fees']} = "
         f"{d['cost']['total']} {d['cost']['currency']}",
         f"  workers: {d['workers']['total']} seen, {d['workers']['blocked']} blocked "

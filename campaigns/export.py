@@ -5,6 +5,12 @@
 - ``jsonl``: every judgement with its worker (pseudonymised), assignment and review state;
 - ``argilla``: one ranking record per prompt in Argilla's FeedbackDataset record layout
   (``fields``, ``metadata``, ``responses`` with a ``ranking`` value).
+Find-Fix-Verify campaigns (``kind: ffv``) export per finished item:
+- ``sft``: ``prompt`` and ``completion`` (the revised text), for supervised fine-tuning;
+- ``trl``: preference rows with ``chosen`` = revised and ``rejected`` = original, only for items
+  with at least one winning fix;
+- ``audit``: everything kept for the item: original, revised, per patch the span, candidates,
+  votes, winner and agreement, and the item's cost.
 Worker ids are pseudonymised with a keyed hash unless the caller asks for raw ids.
 """
 
@@ -22,8 +28,10 @@ from campaigns.settings import Settings
 from campaigns.specs import campaign_spec
 from campaigns.store import Store
 
-FORMATS = ("trl", "jsonl", "argilla")
-SUFFIX = {"trl": "preferences.jsonl", "jsonl": "judgements.jsonl", "argilla": "argilla.jsonl"}
+FORMATS = ("trl", "jsonl", "argilla", "sft", "audit")
+FFV_FORMATS = ("trl", "jsonl", "sft", "audit")
+SUFFIX = {"trl": "preferences.jsonl", "jsonl": "judgements.jsonl", "argilla": "argilla.jsonl",
+          "sft": "sft.jsonl", "audit": "audit.jsonl"}
 
 
 def export(store: Store, campaign: str, fmt: str, out: Path | None = None, *, pseudonymise: bool = True) -> dict:
@@ -38,7 +46,16 @@ def export(store: Store, campaign: str, fmt: str, out: Path | None = None, *, ps
             out = Path(spec.exports.dir) / f"{c.name}.{SUFFIX[fmt]}"
         secret = Settings().pseudonym_key or c.spec_hash
         who = (lambda w: pseudonym(w, secret)) if pseudonymise else (lambda w: w)
-        rows = {"trl": _trl, "jsonl": _judgements, "argilla": _argilla}[fmt](s, c, who)
+        if c.kind == "ffv":
+            if fmt not in FFV_FORMATS:
+                raise CrowdError(f"format {fmt!r} is not available for Find-Fix-Verify campaigns "
+                                 f"(choose from {', '.join(FFV_FORMATS)})")
+            rows = {"trl": _ffv_preferences, "jsonl": _judgements, "sft": _ffv_sft, "audit": _ffv_audit}[fmt](
+                s, c, who)
+        elif fmt in ("sft", "audit"):
+            raise CrowdError(f"format {fmt!r} is for Find-Fix-Verify campaigns (kind: ffv)")
+        else:
+            rows = {"trl": _trl, "jsonl": _judgements, "argilla": _argilla}[fmt](s, c, who)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(out.suffix + ".tmp")
@@ -101,4 +118,40 @@ def _argilla(s, c: Campaign, who) -> list[dict]:
                      "metadata": {"campaign": c.name, "response_ids": ids, "scores": item.result["scores"],
                                   "method": item.result.get("method")},
                      "responses": [{"values": {"ranking": {"value": ranking}}, "status": "submitted"}]})
+    return rows
+
+
+def _ffv_done(s, c: Campaign) -> list[Item]:
+    return [i for i in _items(s, c) if (i.result or {}).get("state") == "done"]
+
+
+def _ffv_sft(s, c: Campaign, who) -> list[dict]:
+    return [{"prompt": i.payload.get("prompt") or "", "completion": i.result["revised"], "id": i.external_id}
+            for i in _ffv_done(s, c)]
+
+
+def _ffv_preferences(s, c: Campaign, who) -> list[dict]:
+    return [{"prompt": i.payload.get("prompt") or "", "chosen": i.result["revised"],
+             "rejected": i.result["original"], "id": i.external_id, "fixes": i.result["fixes"]}
+            for i in _ffv_done(s, c) if i.result.get("fixes")]
+
+
+def _ffv_audit(s, c: Campaign, who) -> list[dict]:
+    from campaigns.ffv import item_costs
+
+    cost = item_costs(s, c)
+    rows = []
+    for i in _items(s, c):
+        r = i.result or {}
+        patches = [{"id": p["id"], "span": [p["start"], p["end"]], "original": p["original"],
+                    "candidates": p.get("candidates", []), "votes": p.get("votes", {}),
+                    "acceptable": p.get("acceptable", {}), "winner": p.get("winner"),
+                    "winner_text": p.get("winner_text"), "agreement": p.get("agreement"),
+                    "confidence": p.get("confidence"), "fix_answers": p.get("fix_answers"),
+                    "verify_votes": p.get("verify_votes"), "excluded_votes": p.get("excluded_votes")}
+                   for p in r.get("patches", [])]
+        rows.append({"campaign": c.name, "id": i.external_id, "state": r.get("state", "find"),
+                     "prompt": i.payload.get("prompt"), "original": i.payload["text"], "revised": r.get("revised"),
+                     "changed": r.get("changed", False), "find": r.get("find"), "patches": patches,
+                     "cost": str(cost.get(i.id, 0)), "currency": c.currency})
     return rows

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from sqlmodel import select
 
+from campaigns.checkpoints import checkpoint
 from campaigns.models import Assignment, Campaign, Judgement, Page, PollCursor, Publication, Stage, Task, Worker, utcnow
 from campaigns.stages import judge, stage_kind
 from campaigns.store import Store
@@ -49,6 +50,7 @@ def ingest(store: Store, campaign: Campaign, stage: Stage, result: FetchResult) 
                                       worker_id=a.worker_id, value=value, valid=error is None, error=error,
                                       golden_correct=correct))
             store.insert_ignore(s, Judgement, jrows, ["assignment_pk", "task_id"])
+        checkpoint("ingest.before_cursor")
         cursor = s.exec(select(PollCursor).where(PollCursor.stage_id == stage.id)).first()
         if cursor is None:
             store.insert_ignore(s, PollCursor, [dict(stage_id=stage.id, cursor=result.cursor)], ["stage_id"])

@@ -17,10 +17,13 @@ from decimal import Decimal
 from sqlmodel import select
 
 from campaigns import keys
+from campaigns.budget import guard_publish
+from campaigns.checkpoints import checkpoint
 from campaigns.connect import connector_for
 from campaigns.errors import CrowdError
 from campaigns.loading import load_items
 from campaigns.models import Campaign, Item, Page, PollCursor, Publication, Stage, Task
+from campaigns.pools import screening_test
 from campaigns.spec import CampaignSpec
 from campaigns.stages import StagePlan, batch_spec_for, first_stage, neutral_page, price_stage
 from campaigns.store import Store
@@ -49,10 +52,18 @@ def spec_fingerprint(spec_text: str, items_text: str) -> str:
     return hashlib.sha256((spec_text + "\x00" + items_text).encode()).hexdigest()[:16]
 
 
+def check_inputs(spec: CampaignSpec) -> list[dict]:
+    """Read and validate every file the spec names (items, screening test); returns the items.
+    The CLI calls this before it opens the store, so a bad input line leaves no database behind."""
+    items = load_items(spec.path(spec.items), validate=first_stage(spec).validate_item)
+    screening_test(spec)
+    return items
+
+
 def launch(spec: CampaignSpec, store: Store, *, spec_text: str, endpoint: str | None = None,
            connector: Connector | None = None, progress: Progress | None = None) -> LaunchReport:
     items_path = spec.path(spec.items)
-    plan_items = load_items(items_path, validate=first_stage(spec).validate_item)
+    plan_items = check_inputs(spec)
     fingerprint = spec_fingerprint(spec_text, items_path.read_text(encoding="utf-8"))
 
     with store.session() as s:
@@ -70,8 +81,7 @@ def launch(spec: CampaignSpec, store: Store, *, spec_text: str, endpoint: str | 
             verdict = check_budget(cap=spec.budget.cap, spent=Decimal(0), committed=Decimal(0),
                                    proposed=cost.total)
             if not verdict.allowed:
-                raise CrowdError(f"launch refused: forecast {cost.total} {spec.budget.currency} "
-                                 f"exceeds the budget cap {spec.budget.cap}: {verdict.reason}")
+                raise CrowdError(f"launch refused: the forecast exceeds the budget: {verdict.reason}")
         balance = conn.balance()
         if balance < cost.total:
             raise CrowdError(f"launch refused: the {spec.provider} account balance {balance} cannot cover "
@@ -145,6 +155,7 @@ def publish_stage(store: Store, conn: Connector, campaign_id: int, *, stage_name
         batch_ref = stage.batch_ref
     if batch_ref is None:
         ref = conn.create_batch(spec)
+        checkpoint("launch.batch_created")
         with store.write() as s:
             st = s.get(Stage, stage.id)
             st.batch_ref = ref.model_dump()
@@ -156,7 +167,9 @@ def publish_stage(store: Store, conn: Connector, campaign_id: int, *, stage_name
     for start in range(0, len(todo), chunk):
         group = todo[start:start + chunk]
         neutral = [neutral_page(campaign, stage, p, [task_rows[k] for k in p.task_keys]) for p in group]
+        guard_publish(store, campaign, stage, group)
         published = conn.publish(ref, spec, neutral)
+        checkpoint("launch.published_chunk")
         by_page = {pp.page_id: pp for pp in published}
         with store.write() as s:
             rows = [dict(page_id=p.id, provider=campaign.provider, provider_ref=by_page[p.page_key].provider_ref,

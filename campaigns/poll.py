@@ -21,13 +21,16 @@ from dataclasses import dataclass, field
 
 from sqlmodel import select
 
+from campaigns.bonuses import pay_bonuses
+from campaigns.checkpoints import checkpoint
 from campaigns.connect import connector_for
 from campaigns.errors import CrowdError
 from campaigns.ingest import ingest
 from campaigns.models import Campaign, PollCursor, Stage
+from campaigns.overlap import extend_pages
 from campaigns.quality import apply_quality
 from campaigns.review import review_stage
-from campaigns.stages import advance
+from campaigns.stages import advance, refresh_pages
 from campaigns.store import Store
 from connectors.base import BatchRef, Connector
 
@@ -43,6 +46,8 @@ class StagePoll:
     approved: int = 0
     rejected: int = 0
     blocked: int = 0
+    bonuses: int = 0
+    extended: int = 0  # pages given one more assignment (adaptive overlap)
     pages_done: int = 0
     pages: int = 0
     status: str = "open"
@@ -70,6 +75,35 @@ class PollReport:
 
 def default_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _dead_local_owner(owner: str | None) -> bool:
+    """Whether ``owner`` (``host:pid:nonce``) is a process on this machine that no longer runs."""
+    host, _, rest = (owner or "").partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
+def _take_lease(store: Store, stage_id: int, owner: str, seconds: float) -> bool:
+    """Take the stage's lease. A lease left by a poller on this machine that was killed is
+    released first, so re-running a killed ``crowd poll`` resumes at once instead of waiting the
+    lease out (the release is conditional on that owner, so two pollers cannot both win)."""
+    if store.acquire_lease(stage_id, owner, seconds):
+        return True
+    with store.session() as s:
+        holder = s.exec(select(PollCursor.lease_owner).where(PollCursor.stage_id == stage_id)).first()
+    if not _dead_local_owner(holder):
+        return False
+    store.release_lease(stage_id, holder)
+    return store.acquire_lease(stage_id, owner, seconds)
 
 
 def poll(store: Store, campaign: str | None = None, *, endpoint: str | None = None,
@@ -109,7 +143,7 @@ def _poll_campaign(store: Store, conn: Connector, campaign: Campaign, report: Po
     for stage in stages:
         sp = StagePoll(campaign=campaign.name, stage=stage.name)
         report.stages.append(sp)
-        if not store.acquire_lease(stage.id, owner, lease_seconds):
+        if not _take_lease(store, stage.id, owner, lease_seconds):
             sp.skipped = "another poller holds this stage"
             continue
         try:
@@ -126,14 +160,20 @@ def poll_stage(store: Store, conn: Connector, campaign: Campaign, stage: Stage, 
         row = s.exec(select(PollCursor).where(PollCursor.stage_id == stage.id)).first()
         cursor = row.cursor if row else None
     result = conn.fetch(ref, cursor)
+    checkpoint("poll.fetched")
     sp.fetched = len(result.assignments)
     sp.new = ingest(store, campaign, stage, result)
+    checkpoint("poll.ingested")
     if progress:
         progress(f"{stage.name}: ingest", sp.fetched, sp.fetched)
     sp.approved, sp.rejected = review_stage(store, conn, campaign, stage, progress=progress)
+    checkpoint("poll.reviewed")
     sp.blocked = apply_quality(store, conn, campaign, stage)
-    from campaigns.stages import refresh_pages
-
-    sp.pages_done, sp.pages = refresh_pages(store, stage.id, finished_refs=result.finished_pages)
+    checkpoint("poll.quality")
+    sp.bonuses = pay_bonuses(store, conn, campaign, stage).paid
+    reopened = extend_pages(store, conn, campaign, stage)
+    sp.extended = len(reopened)
+    finished = [r for r in result.finished_pages if r not in reopened]
+    sp.pages_done, sp.pages = refresh_pages(store, stage.id, finished_refs=finished)
     with store.session() as s:
         sp.status = s.get(Stage, stage.id).status

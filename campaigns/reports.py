@@ -9,10 +9,8 @@ from pathlib import Path
 from sqlmodel import func, select
 
 from campaigns.errors import CrowdError
-from campaigns.models import Assignment, Campaign, Item, LedgerEntry, Page, Stage
+from campaigns.models import Assignment, Campaign, Item, LedgerEntry, Page, Stage, Task
 from campaigns.store import Store
-from payouts.fees import fee_schedule
-from payouts.pricing import effective_hourly_wage
 from payouts.report import LedgerRecord, cost_report
 
 GROUPS = ("campaign", "stage", "provider", "day", "worker")
@@ -62,7 +60,7 @@ def costs(store: Store, campaign: str | None = None, *, by: str = "campaign", pl
         records = [LedgerRecord(kind=e.kind, amount=e.amount, state=e.state, campaign=names[e.campaign_id],
                                 stage=stage_names.get(e.stage_id, ""), provider=e.provider,
                                 worker=e.worker_id or "", created_at=e.created_at) for e in entries]
-        summaries = [_campaign_summary(s, c) for c in cs]
+        summaries = [_campaign_summary(s, c, store) for c in cs]
     rows = [{**r.group, **r.model_dump(exclude={"group"})} for r in cost_report(records, by=groups)]
     if plot is not None:
         from campaigns.plot import plot_spend
@@ -71,44 +69,41 @@ def costs(store: Store, campaign: str | None = None, *, by: str = "campaign", pl
     return {"by": groups, "rows": rows, "campaigns": summaries}
 
 
-def _campaign_summary(s, c: Campaign) -> dict:
-    """Spent, committed (published, not yet submitted), forecast to completion, budget left."""
+def _campaign_summary(s, c: Campaign, store: Store) -> dict:
+    """Spent (ledger sent/confirmed), committed (queued bonuses, published slots and unreviewed
+    work, as the budget cap counts it), forecast to completion (+ pages not yet published),
+    budget left, cost per item and per aggregated label, and the measured hourly wage."""
+    from campaigns.bonuses import measured_wage
+    from campaigns.budget import pages_cost, spend_state
+
     spent = {k: Decimal("0.00") for k in ("reward", "bonus", "fee")}
     for e in s.exec(select(LedgerEntry).where(LedgerEntry.campaign_id == c.id,
                                               LedgerEntry.state.in_(["sent", "confirmed"]))).all():
         spent[e.kind] += e.amount
     total_spent = sum(spent.values(), Decimal("0.00"))
-    committed = Decimal("0.00")
-    forecast_rest = Decimal("0.00")
-    schedule = fee_schedule(c.provider)
-    seconds: list[float] = []
-    for st in s.exec(select(Stage).where(Stage.campaign_id == c.id)).all():
-        for p in s.exec(select(Page).where(Page.stage_id == st.id)).all():
-            got = s.exec(select(func.count()).select_from(Assignment).where(Assignment.page_id == p.id)).one()
-            unpaid = s.exec(select(func.count()).select_from(Assignment).where(
-                Assignment.page_id == p.id, Assignment.review.not_in(["approved", "rejected"]))).one()
-            per = st.reward + schedule.assignment_fee(st.reward, p.assignments)
-            outstanding = max(0, p.assignments - got) + unpaid
-            if p.status != "planned":
-                committed += per * outstanding
-            forecast_rest += per * outstanding
-        for a, b in s.exec(select(Assignment.accepted_at, Assignment.submitted_at)
-                           .where(Assignment.stage_id == st.id)).all():
-            if a and b:
-                seconds.append((b - a).total_seconds())
+    state = spend_state(store, s, c.id)
+    stages = s.exec(select(Stage).where(Stage.campaign_id == c.id).order_by(Stage.id)).all()
+    unpublished = Decimal("0.00")
+    wages = []
+    for st in stages:
+        counts = s.exec(select(Page.assignments).where(Page.stage_id == st.id, Page.status == "planned")).all()
+        unpublished += pages_cost(c.provider, st.reward, list(counts))
+        wage, median, timed = measured_wage(store, st)
+        wages.append({"stage": st.name, "reward_per_page": st.reward, "median_seconds_per_page": median,
+                      "assignments_timed": timed, "effective_hourly_wage": wage})
     items = s.exec(select(func.count()).select_from(Item).where(Item.campaign_id == c.id)).one()
-    stages = s.exec(select(Stage).where(Stage.campaign_id == c.id)).all()
-    wage = None
-    if seconds and stages:
-        seconds.sort()
-        wage = effective_hourly_wage(stages[0].reward, Decimal(str(seconds[len(seconds) // 2])))
-    forecast_total = total_spent + forecast_rest
+    labels = s.exec(select(func.count()).select_from(Task).join(Stage, Stage.id == Task.stage_id).where(
+        Stage.campaign_id == c.id, Task.golden.is_(False), Task.result.is_not(None))).one()
+
+    def per(n: int) -> Decimal | None:
+        return (total_spent / n).quantize(Decimal("0.0001")) if n else None
+
     return {"campaign": c.name, "provider": c.provider, "currency": c.currency,
-            "spent": {**spent, "total": total_spent}, "committed": committed, "forecast_total": forecast_total,
-            "budget_cap": c.budget_cap,
-            "budget_left": None if c.budget_cap is None else c.budget_cap - total_spent - committed,
-            "items": items, "cost_per_item": (total_spent / items).quantize(Decimal("0.0001")) if items else None,
-            "effective_hourly_wage": wage}
+            "spent": {**spent, "total": total_spent}, "committed": state.committed,
+            "forecast_total": total_spent + state.committed + unpublished,
+            "budget_cap": c.budget_cap, "budget_left": state.left,
+            "items": items, "cost_per_item": per(items), "labels": labels, "cost_per_label": per(labels),
+            "effective_hourly_wage": wages[0]["effective_hourly_wage"] if wages else None, "stages": wages}
 
 
 def ledger_totals(store: Store, campaign: str) -> dict[str, Decimal]:

@@ -44,6 +44,8 @@ def _answer_of(value: dict) -> dict:
 
 
 def finalize_stage(store: Store, campaign: Campaign, stage: Stage, method: str = DEFAULT_METHOD) -> None:
+    if stage.kind in ("find", "fix", "verify"):
+        return  # Find-Fix-Verify results are assembled per item as it finishes (campaigns.ffv)
     if stage.kind not in ("pairwise", "listwise"):
         raise CrowdError(f"no result assembly for task kind {stage.kind!r} yet")
     frame = judgement_frame(store, stage)
@@ -107,6 +109,49 @@ def pairwise_accuracy(store: Store, campaign: str, quality: dict[str, float]) ->
                     rho = spearmanr(g["score"], [quality[r] for r in g["response_id"]]).statistic
                     if rho == rho:  # not NaN
                         rhos.append(rho)
-            out["ranking_spearman"] = round(sum(rhos) / len(rhos), 4) if rhos else None
+            out["ranking_spearman"] = round(float(sum(rhos) / len(rhos)), 4) if rhos else None
             out["pairs"] = int(len(p))
     return out
+
+
+def ffv_accuracy(store: Store, campaign: str, truth: dict[str, list[dict]]) -> dict:
+    """How a Find-Fix-Verify campaign's revised texts compare with the seeded errors (the demo's
+    hidden truth: per item id, ``[{"start", "end", "correct"}]`` in the text as published).
+
+    An error is fixed when a winning fix covers it and equals the patch with every seeded error
+    inside it corrected; a changed span is false when it overlaps no seeded error."""
+    from decomposition.ffv import KEEP, apply_fixes
+
+    with store.session() as s:
+        c = s.exec(select(Campaign).where(Campaign.name == campaign)).first()
+        if c is None:
+            raise CrowdError(f"no campaign named {campaign!r}")
+        items = s.exec(select(Item).where(Item.campaign_id == c.id)).all()
+        n_assignments = len(s.exec(select(Assignment.id).join(Stage, Stage.id == Assignment.stage_id)
+                                   .where(Stage.campaign_id == c.id)).all())
+    errors = fixed = patches = on_errors = changed = false = items_changed = unfinished = 0
+    for item in items:
+        result = item.result or {}
+        if result.get("state") != "done":
+            unfinished += 1
+        errs = truth.get(item.external_id, [])
+        errors += len(errs)
+        items_changed += bool(result.get("changed"))
+        for p in result.get("patches", []):
+            inside = [e for e in errs if p["start"] <= e["start"] and e["end"] <= p["end"]]
+            touches = [e for e in errs if e["start"] < p["end"] and p["start"] < e["end"]]
+            patches += 1
+            on_errors += bool(touches)
+            if p.get("winner", KEEP) == KEEP:
+                continue
+            changed += 1
+            false += not touches
+            want = apply_fixes(item.payload["text"], [(e["start"], e["end"], e["correct"]) for e in inside])
+            want = want[p["start"]:p["end"] + len(want) - len(item.payload["text"])]
+            if inside and p["winner_text"] == want:
+                fixed += len(inside)
+    return {"texts": len(items), "seeded_errors": errors, "patches_found": patches, "patches_on_errors": on_errors,
+            "seeded_errors_fixed": fixed, "fixed_share": round(fixed / errors, 4) if errors else None,
+            "changed_spans": changed, "false_patches": false,
+            "false_share": round(false / changed, 4) if changed else 0.0,
+            "items_changed": items_changed, "items_unfinished": unfinished, "assignments": n_assignments}

@@ -16,6 +16,7 @@ from decimal import Decimal
 from sqlmodel import select
 
 from campaigns import keys
+from campaigns.checkpoints import checkpoint
 from campaigns.models import Assignment, Campaign, Judgement, LedgerEntry, Page, Stage, utcnow
 from campaigns.specs import campaign_spec
 from campaigns.store import Store
@@ -66,7 +67,9 @@ def review_stage(store: Store, conn: Connector, campaign: Campaign, stage: Stage
     schedule = fee_schedule(campaign.provider)
     approved = rejected = 0
     for n, (pk, aid, provider_status, intent, message, page_id, worker) in enumerate(work, 1):
+        checkpoint("review.before_call")
         outcome = _carry_out(conn, aid, provider_status, intent, message)
+        checkpoint("review.after_call")
         with store.write() as s:
             row = s.get(Assignment, pk)
             row.review = outcome

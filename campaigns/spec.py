@@ -41,6 +41,7 @@ class Pricing(_Spec):
     seconds_per_item: float | None = Field(default=None, gt=0)
     hourly_wage: Decimal | None = None
     wage_topup: bool = False  # bonus workers up to hourly_wage after measuring their time
+    topup_after: int = Field(default=20, ge=1)  # assignments timed before the median wage is trusted
 
     _m = field_validator("reward", "hourly_wage", mode="before")(lambda v: None if v is None else _money(v))
 
@@ -48,6 +49,8 @@ class Pricing(_Spec):
     def _one_way(self) -> Pricing:
         if self.reward is None and (self.seconds_per_item is None or self.hourly_wage is None):
             raise ValueError("give either reward, or both seconds_per_item and hourly_wage")
+        if self.wage_topup and self.hourly_wage is None:
+            raise ValueError("wage_topup needs hourly_wage, the wage to top workers up to")
         return self
 
 
@@ -65,9 +68,12 @@ class Golden(_Spec):
 
 
 class Pools(_Spec):
-    required: list[str] = Field(default_factory=list)
+    """Named worker pools (an MTurk qualification / a Toloka skill each), membership kept in the store."""
+
+    required: list[str] = Field(default_factory=list)  # every stage's workers must be in these
     min_score: int | None = None
-    blocked: str | None = "blocked"
+    blocked: str | None = "blocked"  # excluded from every batch
+    trusted: str | None = "trusted"  # workers the trust policy is confident about join it
 
 
 class Screening(_Spec):
@@ -83,7 +89,9 @@ class Review(_Spec):
     block_below_trust: float | None = 0.35
     min_evidence: int = 8  # golden answers before a worker may be blocked
     trusted_above: float | None = 0.6
-    quality_bonus: Decimal | None = None
+    block_via: Literal["block", "pool"] = "block"  # a hard marketplace block, or the `pools.blocked` pool
+    trust_prior: tuple[float, float] = (1.0, 1.0)  # Beta(alpha, beta) prior on a worker's accuracy
+    quality_bonus: Decimal | None = None  # per approved assignment of a worker the trust policy trusts
 
     _m = field_validator("quality_bonus", mode="before")(lambda v: None if v is None else _money(v))
 
@@ -116,6 +124,7 @@ class StageSettings(_Spec):
     overlap: int | None = Field(default=None, ge=1)
     min_overlap: int | None = Field(default=None, ge=1)
     pricing: Pricing | None = None
+    pools: list[str] = Field(default_factory=list)  # pools this stage requires on top of `pools.required`
 
 
 class CampaignSpec(_Spec):

@@ -18,10 +18,11 @@ from campaigns import keys
 from campaigns.errors import CrowdError
 from campaigns.loading import load_items
 from campaigns.models import Assignment, Campaign, Page, Publication, Stage, Task
+from campaigns.pools import requirements_for
 from campaigns.spec import CampaignSpec
 from campaigns.specs import campaign_spec
 from campaigns.store import Store
-from connectors.base import BatchSpec, Connector, PageItem, PoolRequirement, PoolSpec
+from connectors.base import BatchSpec, Connector, PageItem
 from connectors.base import Page as NeutralPage
 from decomposition.errors import AnswerError
 from decomposition.golden import golden_tasks, synthetic_pairwise_golden
@@ -68,13 +69,32 @@ class StageDef:
         by_key = {d.key: d for d in real + golden}
         if len(by_key) != len(real) + len(golden):
             raise CrowdError("two tasks of this stage have the same key; item ids must be unique")
-        pages = build_pages([d.key for d in real], [d.key for d in golden], self.spec.page_size,
+        page_size, overlap, top = stage_shape(self.spec, self.name)
+        pages = build_pages([d.key for d in real], [d.key for d in golden], page_size,
                             self.spec.golden.rate if golden else 0.0, rng)
         used = {k for p in pages for k in p}
-        overlap = self.spec.overlap
         return StagePlan(name=self.name, kind=self.kind, tasks=[d for k, d in by_key.items() if k in used],
-                         pages=pages, assignments=overlap.min, max_assignments=overlap.max or overlap.min,
-                         settings=settings.model_dump(mode="json"), items_per_page=self.spec.page_size)
+                         pages=pages, assignments=overlap, max_assignments=top,
+                         settings=settings.model_dump(mode="json"), items_per_page=page_size)
+
+
+FFV_STAGES = ("find", "fix", "verify")
+FFV_TITLES = {"find": ("Find the weak parts of a text", "Read a short text and mark the parts that need fixing."),
+              "fix": ("Fix one marked part of a text", "Rewrite one marked part of a short text."),
+              "verify": ("Pick the best fix of a text", "Compare rewrites of one part of a text and pick the best.")}
+
+
+def stage_shape(spec: CampaignSpec, name: str) -> tuple[int, int, int]:
+    """(page size, assignments per page, maximum assignments per page) of one stage: the stage's
+    own ``stages:`` override, else (Find-Fix-Verify) the kind's workers per stage, else the spec's."""
+    o = spec.stages.get(name)
+    page_size = o.page_size if o and o.page_size else spec.page_size
+    if name in FFV_STAGES and spec.kind == "ffv":
+        workers = o.overlap if o and o.overlap else getattr(get_kind("find").settings(spec.settings),
+                                                              f"{name}_workers")
+        return page_size, workers, workers
+    overlap = o.overlap if o and o.overlap else spec.overlap.min
+    return page_size, overlap, max(overlap, spec.overlap.max or overlap)
 
 
 def first_stage(spec: CampaignSpec) -> StageDef:
@@ -106,24 +126,22 @@ def neutral_page(campaign: Campaign, stage: Stage, page: Page, tasks: list[Task]
 
 def batch_spec_for(campaign: Campaign, stage: Stage, conn: Connector) -> BatchSpec:
     spec = campaign_spec(campaign)
-    requirements: list[PoolRequirement] = []
-    for name in spec.pools.required:
-        requirements.append(PoolRequirement(pool=conn.ensure_pool(PoolSpec(name=name)), min_score=spec.pools.min_score))
-    if spec.pools.blocked:
-        requirements.append(PoolRequirement(pool=conn.ensure_pool(PoolSpec(name=spec.pools.blocked,
-                                                                           description="Blocked workers")),
-                                            exclude=True))
+    requirements = requirements_for(campaign, stage.name, conn)
     overrides = spec.stages.get(stage.name)
-    golden_per_page = round(spec.page_size * spec.golden.rate)
+    page_size = stage_shape(spec, stage.name)[0]
+    golden_per_page = round(page_size * spec.golden.rate) if stage.name == first_stage(spec).name else 0
+    title, description = spec.title, spec.description
+    if spec.kind == "ffv" and stage.name in FFV_TITLES:
+        title, description = FFV_TITLES[stage.name]
     return BatchSpec(batch_id=f"{campaign.name}/{stage.name}", idempotency_key=stage.batch_idempotency_key,
-                     stage=stage.name, kind=stage.kind, title=spec.title, description=spec.description,
+                     stage=stage.name, kind=stage.kind, title=title, description=description,
                      instructions=(overrides.instructions if overrides and overrides.instructions else
                                    spec.instructions),
                      keywords=spec.keywords, reward=stage.reward, assignments_per_page=stage.assignments_per_page,
                      assignment_duration_s=spec.assignment_duration_s, lifetime_s=spec.lifetime_s,
                      auto_approval_delay_s=spec.auto_approval_delay_s, requirements=requirements,
                      locales=spec.locales, golden_per_page=golden_per_page,
-                     real_per_page=max(1, spec.page_size - golden_per_page))
+                     real_per_page=max(1, page_size - golden_per_page))
 
 
 def judge(kind, task: Task, answer: dict | None, parse_error: str | None) -> tuple[Any, str | None, bool | None]:
@@ -159,26 +177,37 @@ def refresh_pages(store: Store, stage_id: int, finished_refs: list[str] | None =
 
 
 def advance(store: Store, conn: Connector, campaign_id: int) -> None:
-    """Finish stages whose pages are all done and reviewed; finish the campaign when none is left."""
+    """Finish stages whose pages are all done and reviewed and that no item can still add work to;
+    finish the campaign when none is left. Find-Fix-Verify items first take their own next step
+    (``campaigns.ffv``), which may give later stages new pages."""
     from campaigns.results import finalize_stage
+    from connectors.base import BatchRef
 
     with store.session() as s:
         campaign = s.get(Campaign, campaign_id)
+    can_grow = None
+    if campaign.kind == "ffv":
+        from campaigns import ffv
+
+        ffv.advance_items(store, conn, campaign)
+        can_grow = ffv.can_grow
+    with store.session() as s:
         stages = s.exec(select(Stage).where(Stage.campaign_id == campaign_id).order_by(Stage.id)).all()
     for stage in stages:
-        if stage.status != "open":
+        if stage.status not in ("open", "planned"):
             continue
         with store.session() as s:
             open_pages = s.exec(select(func.count()).select_from(Page).where(
                 Page.stage_id == stage.id, Page.status != "done")).one()
             unreviewed = s.exec(select(func.count()).select_from(Assignment).where(
                 Assignment.stage_id == stage.id, Assignment.review.in_(["pending", "approving", "rejecting"]))).one()
-        if open_pages or unreviewed:
+        if open_pages or unreviewed or (stage.status == "planned" and can_grow is None):
+            continue
+        if can_grow is not None and can_grow(store, campaign, stage):
             continue
         finalize_stage(store, campaign, stage)
-        from connectors.base import BatchRef
-
-        conn.close(BatchRef.model_validate(stage.batch_ref))
+        if stage.batch_ref:
+            conn.close(BatchRef.model_validate(stage.batch_ref))
         with store.write() as s:
             st = s.get(Stage, stage.id)
             st.status = "done"
@@ -189,5 +218,3 @@ def advance(store: Store, conn: Connector, campaign_id: int) -> None:
             c = s.get(Campaign, campaign_id)
             c.status = "done"
             s.add(c)
-
-

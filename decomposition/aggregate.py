@@ -34,7 +34,7 @@ from decomposition.errors import InputError
 LABEL_METHODS = ("mv", "ds", "glad", "mace")
 SCORE_METHODS = ("bt", "noisy_bt")
 TIE = "tie"
-_BT_BLOCK_NODES = 2000  # responses per BradleyTerry fit: its win matrix is dense (nodes x nodes)
+_BT_BLOCK_NODES = 500  # responses per BradleyTerry fit: its win matrix is dense (nodes x nodes)
 
 
 @contextmanager

@@ -115,6 +115,9 @@ def to_page_item(kind: TaskKind, draft: TaskDraft, item_key: str, settings: Any)
 _KIND_MODULES = {
     "pairwise": "decomposition.pairwise",
     "listwise": "decomposition.listwise",
+    "find": "decomposition.find",
+    "fix": "decomposition.fix",
+    "verify": "decomposition.verify",
 }
 
 

@@ -22,6 +22,7 @@ lazily here, so one provider's server never loads the other's dependencies.
 from __future__ import annotations
 
 import importlib
+import signal
 import time
 from collections import Counter
 from decimal import Decimal
@@ -99,6 +100,10 @@ def start_local(
     return LocalMarketplace(provider, server, crowd, clock, seed=seed)
 
 
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def serve(
     provider: str = "mturk",
     port: int = 0,
@@ -111,6 +116,7 @@ def serve(
     mp = start_local(
         provider, workers=workers, spammers=spammers, seed=seed, clock_speed=clock_speed, port=port
     )
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill`, systemd, docker stop: stop as on Ctrl-C
     try:
         mp.run_background()
         print(

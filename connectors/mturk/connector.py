@@ -220,7 +220,7 @@ class MTurkConnector:
             return result
 
         def note(exc: BaseException, wait: float) -> None:
-            log.warning("mturk %s failed (%s), retrying in %.2fs", operation, getattr(exc, "code", exc), wait)
+            log.info("mturk %s failed (%s), retrying in %.2fs", operation, getattr(exc, "code", exc), wait)
 
         return call_with_retry(attempt, classify=self._classify, policy=self.retry, provider=PROVIDER,
                                operation=operation, on_retry=note)
@@ -293,6 +293,12 @@ class MTurkConnector:
 
     def unblock(self, worker_id: str, reason: str = "") -> None:
         self._call("DeleteWorkerBlock", WorkerId=worker_id, **({"Reason": reason} if reason else {}))
+
+    def pool_scores(self, pool: PoolRef) -> dict[str, int]:
+        """Every worker holding the qualification, with its value (a screening test's score)."""
+        return {q["WorkerId"]: int(q.get("IntegerValue", 0))
+                for q in self._pages("ListWorkersWithQualificationType", "Qualifications",
+                                     QualificationTypeId=pool.ref, Status="Granted")}
 
     # ------------------------------------------------------------------ batches and pages
     @staticmethod
@@ -504,6 +510,20 @@ class MTurkConnector:
                    NumberOfAdditionalAssignments=extra_assignments)
         multi = render.multi_choice_fields_from_html(hit.get("Question", ""))
         self._remember(hit["HITTypeId"], page_ref, _Hit(hit.get("RequesterAnnotation"), multi))
+
+    def page_assignments(self, page_ref: str) -> int:
+        """How many assignments the HIT allows now (to make an extension idempotent)."""
+        return int(self._call("GetHIT", HITId=page_ref)["HIT"].get("MaxAssignments", 0))
+
+    def watch(self, cursor: str | None, page_refs: Sequence[str]) -> str | None:
+        """``cursor`` made to follow these HITs again: an extension reopens a HIT that ``fetch``
+        had dropped as finished. Its assignments are listed afresh (the store keeps one copy)."""
+        if not cursor:
+            return cursor  # a first fetch discovers every HIT of the type anyway
+        state = json.loads(cursor)
+        for hit_id in page_refs:
+            state["open"].setdefault(hit_id, _Hit().dump())
+        return json.dumps(state, separators=(",", ":"))
 
     def expire(self, page_ref: str) -> None:
         """Stop a HIT from taking new workers (work already accepted may still be submitted)."""

@@ -238,6 +238,12 @@ class TolokaConnector:
         for r in found.items:
             self._call("unblock", lambda r=r: self.client.delete_user_restriction(r.id))
 
+    def pool_scores(self, pool: PoolRef) -> dict[str, int]:
+        """Every Toloker with the skill, with its value (an exam's percentage of correct answers)."""
+        found = self._call("pool_scores", lambda: list(self.client.get_user_skills(skill_id=pool.ref)))
+        return {us.user_id: int(round(float(us.exact_value if us.exact_value is not None else us.value or 0)))
+                for us in found}
+
     def ensure_screening(self, test: ScreeningTest) -> PoolRef:
         """An exam pool: every question a golden task; its quality control sets the skill to the
         percentage answered correctly, which a work pool then requires (``min_score``)."""
@@ -268,7 +274,10 @@ class TolokaConnector:
             real_per_page=0,
             golden_per_page=len(items),
         )
-        project_id = self._ensure_project(spec, items[0].widgets)
+        # one project spec for every question: its answer field allows the options of all of them
+        options = list({v: (v, label) for q in test.questions for v, label in q.options}.values())
+        project_id = self._ensure_project(spec, [items[0].widgets[0], Choice(name="answer", label="Answer",
+                                                                                options=options)])
         pool = self._find_pool(project_id, spec.batch_id)
         if pool is None:
             new = self._pool_model(spec, project_id)
@@ -686,6 +695,15 @@ class TolokaConnector:
                 page_ref, overlap=(suite.overlap or 0) + extra_assignments, open_pool=True
             ),
         )  # reopens a completed pool
+
+    def page_assignments(self, page_ref: str) -> int:
+        """The task suite's overlap now (to make an extension idempotent)."""
+        return int(self._call("extend", lambda: self.client.get_task_suite(page_ref)).overlap or 0)
+
+    def watch(self, cursor: str | None, page_refs: Sequence[str]) -> str | None:
+        """Unchanged: ``fetch`` reads the pool's assignments by time, so an extended suite's new
+        answers arrive without the cursor knowing the suite."""
+        return cursor
 
     def close(self, batch: BatchRef) -> None:
         self._call("close", lambda: self.client.close_pool(batch.ref))

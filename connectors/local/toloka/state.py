@@ -17,7 +17,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from .errors import ApiError, bad_status, field_error, not_found, validation
@@ -29,8 +29,9 @@ TERMINAL_OPS = ("SUCCESS", "FAIL")
 
 
 def fee(amount: Decimal) -> Decimal:
-    """Toloka's requester fee: 30% of what the worker gets, at least $0.001 (none on nothing)."""
-    return max(MIN_FEE, amount * FEE_RATE) if amount > 0 else Decimal(0)
+    """Toloka's requester fee: 30% of what the worker gets, rounded half-up to $0.001 (the billing
+    precision, as in ``payouts/fee_schedules.yaml``), at least $0.001 (none on nothing)."""
+    return max(MIN_FEE, (amount * FEE_RATE).quantize(MIN_FEE, ROUND_HALF_UP)) if amount > 0 else Decimal(0)
 
 
 def iso(ts: datetime | None) -> str | None:

@@ -1,0 +1,115 @@
+"""Worker-quality benchmark (issue 6), run by hand; figures go to ``benchmarks/RESULTS.md``.
+
+    .venv/bin/python benchmarks/quality.py [--provider mturk|toloka|both] [--items 50] [--seeds 0 1 2]
+
+Three measurements on the local marketplaces with a simulated crowd of 40 workers, 25% spammers,
+on the pairwise example (synthetic golden at rate 0.2):
+1. blocking: spammers blocked / honest workers blocked (trust policy of the example spec);
+2. adaptive overlap (min 3, max 7, target agreement 0.7) against fixed overlap 7: aggregate
+   accuracy against the simulated truth, and assignments used;
+3. screening (examples/screening/ranking.yaml, pass 75): main-page assignments by workers whose
+   screening score is below the pass mark (or who have none) — must be 0 on both providers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from sqlmodel import func, select  # noqa: E402
+
+from campaigns.demo import _load_truth, _spec_yaml, pairwise_oracle  # noqa: E402
+from campaigns.launch import launch  # noqa: E402
+from campaigns.loading import load_spec  # noqa: E402
+from campaigns.models import Assignment, Campaign, Stage, Worker  # noqa: E402
+from campaigns.poll import poll  # noqa: E402
+from campaigns.results import pairwise_accuracy  # noqa: E402
+from campaigns.store import open_store  # noqa: E402
+
+EXAMPLE = REPO / "examples" / "pairwise"
+STEP_S = 600  # a scheduler polling every 10 simulated minutes
+
+
+def run(provider: str, *, overlap: dict, items: int, workers: int = 40, spammers: float = 0.25, seed: int = 0,
+        screening: str | None = None, work: Path) -> dict:
+    """One campaign to the end; returns what the three measurements need."""
+    from connectors.local import start_local
+
+    spec = load_spec(EXAMPLE / "spec.yaml")
+    all_items = [json.loads(x) for x in (EXAMPLE / spec.items).read_text().splitlines() if x.strip()][:items]
+    truth_by_id, truth_by_text = _load_truth(EXAMPLE, all_items)
+    items_path = work / "items.jsonl"
+    items_path.write_text("".join(json.dumps(i) + "\n" for i in all_items), encoding="utf-8")
+    update = {"name": f"bench-{provider}-{seed}-{abs(hash(json.dumps(overlap, sort_keys=True)))}-{bool(screening)}",
+              "provider": provider, "items": str(items_path), "seed": seed, "budget": None,
+              "overlap": spec.overlap.model_copy(update=overlap)}
+    if screening:
+        update["screening"] = {"test": screening}
+    spec = spec.model_validate({**spec.model_dump(), **update})
+    store = open_store(f"sqlite:///{work / 'crowd.db'}")
+    with start_local(provider, workers=workers, spammers=spammers, seed=seed,
+                     oracle=pairwise_oracle(truth_by_text)) as mp:
+        launch(spec, store, spec_text=_spec_yaml(spec), endpoint=mp.url)
+        for _ in range(400):
+            mp.advance(STEP_S)
+            if poll(store, spec.name, endpoint=mp.url).all_done:
+                break
+        spam = {w.worker_id for w in mp.crowd.workers if w.spammer}
+        honest = {w.worker_id for w in mp.crowd.workers if not w.spammer}
+    accuracy = pairwise_accuracy(store, spec.name, truth_by_id)
+    with store.session() as s:
+        c = s.exec(select(Campaign).where(Campaign.name == spec.name)).one()
+        blocked = set(s.exec(select(Worker.worker_id).where(Worker.provider == provider, Worker.blocked)).all())
+        scores = dict(s.exec(select(Worker.worker_id, Worker.screening_score).where(
+            Worker.provider == provider)).all())
+        per_worker = dict(s.exec(select(Assignment.worker_id, func.count()).join(Stage)
+                                 .where(Stage.campaign_id == c.id).group_by(Assignment.worker_id)).all())
+    out = {"provider": provider, "seed": seed, "overlap": overlap, "assignments": accuracy["assignments"],
+           "ds_accuracy": accuracy["dawid_skene"], "mv_accuracy": accuracy["majority_vote"],
+           "spammers": len(spam), "spammers_blocked": len(spam & blocked),
+           "honest_blocked": len(honest & blocked)}
+    if screening:
+        from decomposition.screening import load_screening
+
+        pass_score = load_screening(Path(screening)).pass_score
+        failing = {w for w in spam | honest if scores.get(w) is None or scores[w] < pass_score}
+        out.update(screened_workers=sum(v is not None for v in scores.values()),
+                   failed_screening=sum(v is not None and v < pass_score for v in scores.values()),
+                   main_assignments_by_failing=sum(n for w, n in per_worker.items() if w in failing))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--provider", default="both", choices=["mturk", "toloka", "both"])
+    ap.add_argument("--items", type=int, default=50)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--target", type=float, default=0.7, help="adaptive overlap's target agreement")
+    ap.add_argument("--only", choices=["adaptive", "fixed", "screening"], nargs="+",
+                    default=["adaptive", "fixed", "screening"])
+    args = ap.parse_args()
+    providers = ["mturk", "toloka"] if args.provider == "both" else [args.provider]
+    screening = str(REPO / "examples" / "screening" / "ranking.yaml")
+    rows = []
+    for provider in providers:
+        for seed in args.seeds:
+            adaptive = {"min": 3, "max": 7, "target_agreement": args.target}
+            for label, overlap, scr in (("adaptive", adaptive, None), ("fixed", {"min": 7, "max": 7}, None),
+                                        ("screening", adaptive, screening)):
+                if label not in args.only:
+                    continue
+                with tempfile.TemporaryDirectory() as tmp:
+                    r = run(provider, overlap=overlap, items=args.items, seed=seed, screening=scr, work=Path(tmp))
+                r["run"] = label
+                rows.append(r)
+                print(json.dumps(r), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,5 @@
+"""python -m campaigns: the crowd CLI."""
+
+from campaigns.cli import app
+
+app()
