@@ -12,9 +12,14 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import re
+import selectors
+import signal
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -225,3 +230,35 @@ def shape(state: dict[str, Any]) -> dict[str, Any]:
             "pages": sorted(p[0] for p in st["publications"]),
             "reviews": sorted(Counter((a[1], a[3]) for a in st["assignments"]).items()),
             "ledger": ledger, "market_pages": len(mk["pages"]), "spent": mk["spent"]}
+
+
+def read_line(proc: subprocess.Popen, timeout: float) -> str:
+    """One line of a child's stdout, or an AssertionError after ``timeout`` seconds."""
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    if not sel.select(timeout):
+        raise AssertionError(f"no line from {proc.args} within {timeout} s")
+    return proc.stdout.readline()
+
+
+@contextmanager
+def served(provider: str = "mturk", *, workers: int = 8, clock_speed: float = 120, seed: int = 3,
+           cwd: Path | None = None) -> Iterator[tuple[subprocess.Popen, str]]:
+    """``crowd local serve`` on a free port, as a user starts it; stopped with SIGTERM, which must
+    end it cleanly (exit 0). Yields the process and the URL it printed."""
+    proc = subprocess.Popen([str(CROWD), "local", "serve", "--provider", provider, "--port", "0",
+                             "--workers", str(workers), "--clock-speed", str(clock_speed), "--seed", str(seed)],
+                            env=crowd_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd)
+    try:
+        line = read_line(proc, 60)
+        url = re.search(r"http://127\.0\.0\.1:\d+", line)
+        assert url, f"no URL in {line!r}"
+        yield proc, url.group(0)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise

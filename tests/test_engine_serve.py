@@ -6,42 +6,17 @@ working continuously on a running clock), ``crowd launch``, ``crowd poll --watch
 from __future__ import annotations
 
 import json
-import re
-import selectors
 import signal
-import subprocess
 
 import pytest
-from engine_helpers import CROWD, crowd, crowd_env, write_campaign
-
-
-def read_line(proc: subprocess.Popen, timeout: float) -> str:
-    sel = selectors.DefaultSelector()
-    sel.register(proc.stdout, selectors.EVENT_READ)
-    if not sel.select(timeout):
-        raise AssertionError(f"no line from {proc.args} within {timeout} s")
-    return proc.stdout.readline()
+from engine_helpers import crowd, write_campaign
+from engine_helpers import served as serve_local
 
 
 @pytest.fixture
 def served(tmp_path):
-    """``crowd local serve`` on a free port; stopped with SIGTERM, which must end it cleanly."""
-    proc = subprocess.Popen([str(CROWD), "local", "serve", "--provider", "mturk", "--port", "0", "--workers", "8",
-                             "--clock-speed", "120", "--seed", "3"], env=crowd_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=tmp_path)
-    try:
-        line = read_line(proc, 60)
-        url = re.search(r"http://127\.0\.0\.1:\d+", line)
-        assert url, f"no URL in {line!r}"
-        yield proc, url.group(0)
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise
+    with serve_local("mturk", cwd=tmp_path) as running:
+        yield running
 
 
 def test_launch_poll_watch_and_export_trl_against_crowd_local_serve(served, tmp_path):

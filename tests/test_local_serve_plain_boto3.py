@@ -7,9 +7,6 @@ This is issue 2's "done when" walked through end to end against the separately s
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -18,6 +15,7 @@ import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from engine_helpers import served as serve_local
 
 XSD = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mturk-xsd"
 HTML = """<HTMLQuestion xmlns="http://mechanicalturk.amazonaws.com/AWSMechanicalTurkDataSchemas/2011-11-11/HTMLQuestion.xsd">
@@ -44,18 +42,9 @@ KEY = f"""<AnswerKey xmlns="{AK}"><Question><QuestionIdentifier>q1</QuestionIden
 
 @pytest.fixture(scope="module")
 def served():
-    proc = subprocess.Popen([sys.executable, "-m", "campaigns.cli", "local", "serve", "--provider", "mturk",
-                             "--port", "0", "--workers", "12", "--clock-speed", "3600", "--seed", "3"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    line = proc.stdout.readline()
-    if "http://" not in line:
-        proc.kill()
-        pytest.fail(f"crowd local serve did not print its URL: {line!r} {proc.stderr.read()}")
-    url = line[line.index("http://"):].split()[0]
-    yield url
-    proc.terminate()
-    proc.wait(timeout=10)
+    with serve_local("mturk", workers=12, clock_speed=3600, seed=5) as (proc, url):
+        yield url
+    assert proc.returncode == 0  # SIGTERM ends it cleanly
 
 
 def _client(url):

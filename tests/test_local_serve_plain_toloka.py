@@ -3,33 +3,22 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 import uuid
 from decimal import Decimal
 
 import pytest
 import toloka.client as tc
+from engine_helpers import served as serve_local
+from test_local_toloka_api import known, make_pool, make_project
 from toloka.client.exceptions import ValidationApiError
-
-from tests.test_local_toloka_api import known, make_pool, make_project
 
 
 @pytest.fixture(scope="module")
 def served():
-    proc = subprocess.Popen([sys.executable, "-m", "campaigns.cli", "local", "serve", "--provider", "toloka",
-                             "--port", "0", "--workers", "10", "--clock-speed", "3600", "--seed", "5"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    line = proc.stdout.readline()
-    if "http://" not in line:
-        proc.kill()
-        pytest.fail(f"crowd local serve did not print its URL: {line!r} {proc.stderr.read()}")
-    yield line[line.index("http://"):].split()[0]
-    proc.terminate()
-    assert proc.wait(timeout=10) == 0
+    with serve_local("toloka", workers=12, clock_speed=3600, seed=5) as (proc, url):
+        yield url
+    assert proc.returncode == 0  # SIGTERM ends it cleanly
 
 
 def test_plain_toloka_kit_gets_the_services_behaviour(served):
