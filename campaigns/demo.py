@@ -29,7 +29,7 @@ from campaigns.store import open_store
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 KINDS = {"pairwise": "pairwise", "ffv": "ffv"}
-STEP_S = 1800  # simulated seconds the crowd works between two polls
+STEP_S = 300  # simulated seconds the crowd works between two polls (a 5-minute schedule)
 MAX_SIM_S = 14 * 24 * 3600
 
 
