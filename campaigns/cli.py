@@ -318,7 +318,7 @@ def demo(provider: str = typer.Option("mturk", "--provider", help="mturk|toloka"
     else:
         from campaigns.demo import render_summary
 
-        out.print(render_summary(summary))
+        out.print(render_summary(summary), soft_wrap=True)
 
 
 @local_app.command("serve")
