@@ -9,6 +9,9 @@ on the pairwise example (synthetic golden at rate 0.2):
    accuracy against the simulated truth, and assignments used;
 3. screening (examples/screening/ranking.yaml, pass 75): main-page assignments by workers whose
    screening score is below the pass mark (or who have none) — must be 0 on both providers.
+
+A seed fixes the crowd, not the run: repeating a command gives somewhat different figures, so
+compare settings over several runs.
 """
 
 from __future__ import annotations

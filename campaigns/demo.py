@@ -26,6 +26,7 @@ from campaigns.models import Campaign, Page, Publication, Stage, Worker
 from campaigns.poll import poll
 from campaigns.reports import costs
 from campaigns.store import open_store
+from connectors.factory import make_connector
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 KINDS = {"pairwise": "pairwise", "ffv": "ffv"}
@@ -207,7 +208,10 @@ def run_demo(*, provider: str = "mturk", kind: str = "pairwise", items: int | No
     with start_local(provider, workers=workers, spammers=spammers, seed=seed,
                      oracle=oracle) as mp:
         say(f"local {provider} marketplace on {mp.url} with {workers} simulated workers")
-        report = launch(spec, store, spec_text=spec_text, endpoint=mp.url, progress=progress)
+        # One page at a time on MTurk: the local server numbers HITs in arrival order, so concurrent
+        # publishing would make a seeded demo differ from run to run.
+        conn = make_connector(provider, "local", mp.url, **({"max_workers": 1} if provider == "mturk" else {}))
+        report = launch(spec, store, spec_text=spec_text, connector=conn, progress=progress)
         say(f"launched {report.name}: {report.pages} pages at {report.reward_per_page} per page")
         api_calls: dict[str, int] = dict(report.api_calls)
         elapsed = 0
@@ -215,7 +219,7 @@ def run_demo(*, provider: str = "mturk", kind: str = "pairwise", items: int | No
         while True:
             mp.advance(STEP_S)
             elapsed += STEP_S
-            pr = poll(store, spec.name, endpoint=mp.url)
+            pr = poll(store, spec.name, connector=conn)
             polls += 1
             for op, n in pr.api_calls.items():
                 api_calls[op] = api_calls.get(op, 0) + n

@@ -5,11 +5,15 @@ Why per page and one at a time: a page is what the marketplace hands out (a HIT,
 and one more answer is the cheapest step that can settle a split vote; pages whose answers agree
 cost nothing more.
 
-Agreement of an item is the share of its modal answer among workers not blocked (a blocked
-spammer's vote settles nothing); an item with fewer such answers than the minimum overlap counts
-as undecided. A page's agreement is the mean over its real (non-golden) items: the least settled
-item alone would extend nearly every page of several items (one split vote among four is the
-rule, not the exception) at little gain in the aggregate.
+Confidence of an item is its Dawid-Skene posterior (crowd-kit ``DawidSkene.probas_``, the largest
+class probability) fitted over every judgement of the stage so far, golden items included, from
+workers not blocked: unlike the raw vote share it weighs a worker by how often they agree with the
+crowd, so two careful workers outvote a spammer, and a unanimous item answered by spammers is not
+"settled". An item with fewer unblocked answers than the minimum overlap counts as undecided. A
+page is extended when any real (non-golden) item is below the target: one unsettled item is
+enough to get its aggregate wrong. Because that rule alone would extend nearly every page, the
+stage's extra assignments are capped (``EXTRA_SHARE`` of the room between minimum and maximum,
+summed over pages) and the least confident pages are extended first.
 
 Idempotent extension: the intended new total is written first (``Page.assignments``, status
 ``extending``); then the marketplace's own count is read (``conn.page_assignments``) and only the
@@ -33,6 +37,7 @@ from connectors.base import Connector, ConnectorError
 from payouts.fees import fee_schedule
 
 MTURK_FEE_STEP = 10  # MTurk cannot extend a HIT created with fewer than 10 assignments to 10 or more
+EXTRA_SHARE = 0.5  # of the stage's room between min and max overlap that extensions may use
 
 
 def max_overlap(campaign: Campaign, stage: Stage) -> int:
@@ -43,25 +48,42 @@ def max_overlap(campaign: Campaign, stage: Stage) -> int:
     return top
 
 
+def _confidence(rows: list[tuple[int, str, str]], minimum: int) -> dict[int, float]:
+    """Per task, Dawid-Skene's posterior of its likeliest label, from (task, worker, label) rows;
+    the modal vote share where Dawid-Skene cannot be fitted (fewer than three workers or one label)."""
+    import warnings
+
+    import pandas as pd
+    from crowdkit.aggregation import DawidSkene
+
+    votes: dict[int, Counter] = defaultdict(Counter)
+    for task, _, label in rows:
+        votes[task][label] += 1
+    out = {t: c.most_common(1)[0][1] / sum(c.values()) for t, c in votes.items()}
+    df = pd.DataFrame(rows, columns=["task", "worker", "label"]).drop_duplicates(["task", "worker"])
+    if df["worker"].nunique() >= 3 and df["label"].nunique() >= 2:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            probas = DawidSkene(n_iter=100).fit(df).probas_
+        out.update({int(t): float(p) for t, p in probas.max(axis=1).items()})
+    return {t: (p if sum(votes[t].values()) >= minimum else 0.0) for t, p in out.items()}
+
+
 def page_agreement(store: Store, campaign: Campaign, stage: Stage, page_ids: list[int]) -> dict[int, float]:
-    """Agreement per page (1.0 for a page without real items)."""
+    """Confidence per page: that of its least settled real item (1.0 for a page without real items)."""
     minimum = campaign_spec(campaign).overlap.min
     with store.session() as s:
         blocked = set(s.exec(select(Worker.worker_id).where(Worker.provider == campaign.provider,
                                                             Worker.blocked)).all())
-        rows = s.exec(select(Task.page_id, Task.id, Judgement.worker_id, Judgement.value)
+        rows = s.exec(select(Task.id, Judgement.worker_id, Judgement.value)
                       .join(Judgement, Judgement.task_id == Task.id)
-                      .where(Task.page_id.in_(page_ids), Task.golden.is_(False), Judgement.valid)).all()
-    votes: dict[int, dict[int, Counter]] = defaultdict(lambda: defaultdict(Counter))
-    for page_id, task_id, worker, value in rows:
-        label = _label(value)
-        if worker not in blocked and label is not None:
-            votes[page_id][task_id][label] += 1
-    out = {}
-    for pid in page_ids:
-        shares = [(c.most_common(1)[0][1] / n if (n := sum(c.values())) >= minimum else 0.0)
-                  for c in votes[pid].values()]
-        out[pid] = round(sum(shares) / len(shares), 9) if shares else 1.0
+                      .where(Task.stage_id == stage.id, Judgement.valid)).all()
+        real = s.exec(select(Task.page_id, Task.id).where(Task.page_id.in_(page_ids), Task.golden.is_(False))).all()
+    labelled = [(t, w, lab) for t, w, v in rows if w not in blocked and (lab := _label(v)) is not None]
+    confidence = _confidence(labelled, minimum) if labelled else {}
+    out = {pid: 1.0 for pid in page_ids}
+    for page_id, task_id in real:
+        out[page_id] = min(out[page_id], round(confidence.get(task_id, 0.0), 9))
     return out
 
 
@@ -116,15 +138,19 @@ def extend_pages(store: Store, conn: Connector, campaign: Campaign, stage: Stage
     if not full:
         return extended
     agreement = page_agreement(store, campaign, stage, [p.id for p in full])
-    for page in full:
-        if agreement[page.id] >= spec.overlap.target_agreement:
-            continue
+    with store.session() as s:
+        pages, total = s.exec(select(func.count(), func.sum(Page.assignments)).where(Page.stage_id == stage.id)).one()
+    room = int(EXTRA_SHARE * pages * (top - spec.overlap.min)) - (total - pages * spec.overlap.min)
+    for page in sorted(full, key=lambda p: (agreement[p.id], p.id)):
+        if room <= 0 or agreement[page.id] >= spec.overlap.target_agreement:
+            break
         if not _budget_allows(store, campaign, stage, page.assignments + 1):
             break
         with store.write() as s:
             row = s.get(Page, page.id)
             row.assignments, row.status = page.assignments + 1, "extending"
             s.add(row)
+        room -= 1
         if _push(store, conn, stage, page.id, refs[page.id]):
             extended.append(refs[page.id])
     return extended

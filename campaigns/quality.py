@@ -4,7 +4,9 @@ store with ``payouts.trust``, and carry out the spec's policy.
 Evidence per worker (see ``payouts.trust`` for how it is combined):
 - golden answers on every campaign of the same marketplace (history: a fact about the worker
   learnt in one campaign still holds in the next);
-- agreement: Dawid-Skene's per-worker accuracy over this campaign's non-golden judgements;
+- agreement: the share of the worker's labels that match Dawid-Skene's aggregate over this
+  campaign's non-golden judgements (not DS's fitted per-worker confusion diagonal: with a few
+  tasks that overfits, e.g. to 0.002 for an honest 70% worker, and blocked one);
 - speed: median seconds per item against the crowd's median (accepted_at .. submitted_at);
 - position bias: the share of "left" among pairwise choices;
 - the screening score (``Worker.screening_score``, read from the marketplace by ``pools``).
@@ -31,7 +33,7 @@ from campaigns.specs import campaign_spec
 from campaigns.stages import stage_kind
 from campaigns.store import Store
 from connectors.base import Choice, Connector, ConnectorError, PoolRef, PoolSpec
-from payouts.trust import Action, TrustInputs, TrustPolicy, TrustScore, decide, ds_worker_accuracy, explain, score
+from payouts.trust import Action, TrustInputs, TrustPolicy, TrustScore, decide, explain, score
 
 
 def chance_for(store: Store, campaign: Campaign) -> float:
@@ -64,8 +66,10 @@ def _label(value: dict | None) -> str | None:
     return None
 
 
-def _agreement(rows: list[tuple[str, int, dict]]) -> dict[str, tuple[float, int]]:
-    """Dawid-Skene per-worker accuracy and tasks labelled, from (worker, task, value) rows."""
+def _agreement(rows: list[tuple[str, int, dict]], blocked: set[str]) -> dict[str, tuple[float, int]]:
+    """Share of a worker's labels matching the Dawid-Skene aggregate, and tasks labelled, from
+    (worker, task, value) rows. The aggregate leaves out blocked workers, so once a spammer is
+    blocked their votes no longer shape what the others are compared with."""
     import pandas as pd
     from crowdkit.aggregation import DawidSkene
 
@@ -73,14 +77,16 @@ def _agreement(rows: list[tuple[str, int, dict]]) -> dict[str, tuple[float, int]
     if not data:
         return {}
     df = pd.DataFrame(data, columns=["task", "worker", "label"]).drop_duplicates(["task", "worker"])
-    if df["worker"].nunique() < 3 or df["label"].nunique() < 2:
+    fit = df[~df["worker"].isin(blocked)]
+    if fit["worker"].nunique() < 3 or fit["label"].nunique() < 2:
         return {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ds = DawidSkene(n_iter=100).fit(df)
-    accuracy = ds_worker_accuracy(ds.errors_, ds.priors_)
-    tasks = df.groupby("worker")["task"].nunique()
-    return {str(w): (accuracy[str(w)], int(n)) for w, n in tasks.items() if str(w) in accuracy}
+        ds = DawidSkene(n_iter=100).fit(fit)
+    agrees = df.assign(truth=ds.labels_.reindex(df["task"]).to_numpy()).dropna(subset=["truth"])
+    agrees = agrees.assign(hit=agrees["label"] == agrees["truth"])
+    stats = agrees.groupby("worker")["hit"].agg(["mean", "count"])
+    return {str(w): (float(r["mean"]), int(r["count"])) for w, r in stats.iterrows()}
 
 
 def worker_inputs(store: Store, campaign: Campaign) -> dict[str, TrustInputs]:
@@ -102,6 +108,8 @@ def worker_inputs(store: Store, campaign: Campaign) -> dict[str, TrustInputs]:
                        .join(Page, Page.id == Assignment.page_id)
                        .where(Assignment.stage_id.in_(in_campaign), Assignment.accepted_at.is_not(None),
                               Assignment.submitted_at.is_not(None))).all()
+        blocked = set(s.exec(select(Worker.worker_id).where(Worker.provider == campaign.provider,
+                                                            Worker.blocked)).all())
         screening = dict(s.exec(select(Worker.worker_id, Worker.screening_score).where(
             Worker.provider == campaign.provider, Worker.screening_score.is_not(None))).all())
 
@@ -117,7 +125,7 @@ def worker_inputs(store: Store, campaign: Campaign) -> dict[str, TrustInputs]:
         if v and v.get("choice") in ("left", "right") and "left_id" in v:
             sides[w][0] += v["choice"] == "left"
             sides[w][1] += 1
-    agreement = _agreement(judged)
+    agreement = _agreement(judged, blocked)
 
     out = {}
     for w in workers:

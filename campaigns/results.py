@@ -22,7 +22,9 @@ def judgement_frame(store: Store, stage: Stage, *, exclude_blocked: bool = True,
     """One row per aggregation row of every valid judgement of the stage (``kind.rows`` + worker)."""
     kind = stage_kind(stage)
     with store.session() as s:
-        blocked = set(s.exec(select(Worker.worker_id).where(Worker.blocked)).all()) if exclude_blocked else set()
+        provider = s.get(Campaign, stage.campaign_id).provider
+        blocked = set(s.exec(select(Worker.worker_id).where(Worker.provider == provider, Worker.blocked)).all()) \
+            if exclude_blocked else set()
         q = (select(Judgement, Task.payload, Task.golden).join(Task, Task.id == Judgement.task_id)
              .join(Assignment, Assignment.id == Judgement.assignment_pk)
              .where(Judgement.stage_id == stage.id, Judgement.valid, Assignment.review != "rejected"))
