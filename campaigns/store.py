@@ -92,7 +92,7 @@ def _sqlite_engine(u: URL) -> Engine:
         cur = dbapi_conn.cursor()
         cur.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
         if not memory:
-            cur.execute("PRAGMA journal_mode = WAL")
+            _set_wal(cur)
             cur.execute("PRAGMA synchronous = NORMAL")  # durable enough in WAL mode, much faster
         cur.execute("PRAGMA foreign_keys = ON")
         cur.close()
@@ -102,6 +102,24 @@ def _sqlite_engine(u: URL) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "BEGIN")
 
     return engine
+
+
+def _set_wal(cur: Any) -> None:
+    """Switch to WAL. Two processes opening a new file at once race for the exclusive lock this
+    needs, and SQLite answers "database is locked" without waiting on the busy timeout, so wait
+    here instead (bounded by the same timeout)."""
+    import sqlite3
+    import time
+
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def migrate(engine: Engine) -> None:
