@@ -147,9 +147,13 @@ def launch_in_process(spec: Path, db: str, endpoint: str) -> None:
 
 
 def poll_in_process(db: str, endpoint: str) -> bool:
-    """One poll of every active campaign; True when all of them are done."""
+    """One poll of every active campaign (all on one provider, publishing sequentially, see
+    ``sequential_connector``); True when all of them are done."""
     with open_store(db) as store:
-        return poll(store, endpoint=endpoint).all_done
+        with store.session() as s:
+            provider = s.exec(select(Campaign.provider)).first()
+        conn = sequential_connector(provider, endpoint) if provider else None
+        return poll(store, endpoint=endpoint, connector=conn).all_done
 
 
 # ---------------------------------------------------------------------------- snapshots
