@@ -198,18 +198,8 @@ def _match_bonuses(report, c, schedule, entries, bonuses, changes, inserts) -> N
                     "bonus_unrecorded", aid, worker, amount, key, "on the marketplace, not in the ledger"
                 )
             )
-            row = dict(
-                campaign_id=c.id,
-                provider=c.provider,
-                worker_id=worker,
-                assignment_id=aid,
-                state="confirmed",
-                reason="found by reconcile",
-            )
-            inserts += [
-                dict(row, idempotency_key=key, kind="bonus", amount=amount),
-                dict(row, idempotency_key=fee_key(key), kind="fee", amount=schedule.bonus_fee(amount)),
-            ]
+            inserts += _found_pair(c, None, worker, aid, ("bonus", key, amount),
+                                   (fee_key(key), schedule.bonus_fee(amount)))
 
 
 def _match_rewards(report, c, schedule, entries, status, page_of, stage_of, changes, inserts) -> None:
@@ -247,24 +237,19 @@ def _match_rewards(report, c, schedule, entries, status, page_of, stage_of, chan
         if key in entries:
             changes += [(key, "confirmed"), (keys.ledger_key("fee", c.provider, aid), "confirmed")]
             continue
-        row = dict(
-            campaign_id=c.id,
-            stage_id=sid,
-            provider=c.provider,
-            worker_id=worker,
-            assignment_id=aid,
-            state="confirmed",
-            reason="found by reconcile",
-        )
-        inserts += [
-            dict(row, idempotency_key=key, kind="reward", amount=reward),
-            dict(
-                row,
-                idempotency_key=keys.ledger_key("fee", c.provider, aid),
-                kind="fee",
-                amount=schedule.assignment_fee(reward, n),
-            ),
-        ]
+        inserts += _found_pair(c, sid, worker, aid, ("reward", key, reward),
+                               (keys.ledger_key("fee", c.provider, aid), schedule.assignment_fee(reward, n)))
+
+
+def _found_pair(c, stage_id, worker, aid, entry: tuple[str, str, Decimal], fee: tuple[str, Decimal]
+                ) -> list[dict[str, Any]]:
+    """Ledger rows for money the marketplace moved that the ledger never recorded: the entry
+    (kind, key, amount) and its fee (key, amount), both confirmed."""
+    row = dict(campaign_id=c.id, stage_id=stage_id, provider=c.provider, worker_id=worker, assignment_id=aid,
+               state="confirmed", reason="found by reconcile")
+    kind, key, amount = entry
+    return [dict(row, idempotency_key=key, kind=kind, amount=amount),
+            dict(row, idempotency_key=fee[0], kind="fee", amount=fee[1])]
 
 
 def _apply(store: Store, changes: list[tuple[str, str]], inserts: list[dict[str, Any]]) -> None:
