@@ -5,13 +5,14 @@
 Three measurements on the local marketplaces with a simulated crowd of 40 workers, 25% spammers,
 on the pairwise example (synthetic golden at rate 0.2):
 1. blocking: spammers blocked / honest workers blocked (trust policy of the example spec);
-2. adaptive overlap (min 3, max 7, target agreement 0.7) against fixed overlap 7: aggregate
+2. adaptive overlap (min 3, max 7, target posterior 0.97) against fixed overlap 7: aggregate
    accuracy against the simulated truth, and assignments used;
 3. screening (examples/screening/ranking.yaml, pass 75): main-page assignments by workers whose
    screening score is below the pass mark (or who have none) — must be 0 on both providers.
 
-A seed fixes the crowd, not the run: repeating a command gives somewhat different figures, so
-compare settings over several runs.
+Pages are published one at a time (``max_workers=1``), as the demo does: the local MTurk server
+numbers HITs in arrival order and the crowd takes them in that order, so only a sequential publish
+makes a seeded run repeat exactly.
 """
 
 from __future__ import annotations
@@ -30,17 +31,18 @@ from sqlmodel import func, select  # noqa: E402
 from campaigns.demo import _load_truth, _spec_yaml, pairwise_oracle  # noqa: E402
 from campaigns.launch import launch  # noqa: E402
 from campaigns.loading import load_spec  # noqa: E402
-from campaigns.models import Assignment, Campaign, Stage, Worker  # noqa: E402
+from campaigns.models import Assignment, Campaign, Stage, Worker, WorkerAction, WorkerScore  # noqa: E402
 from campaigns.poll import poll  # noqa: E402
 from campaigns.results import pairwise_accuracy  # noqa: E402
 from campaigns.store import open_store  # noqa: E402
+from connectors.factory import make_connector  # noqa: E402
 
 EXAMPLE = REPO / "examples" / "pairwise"
-STEP_S = 600  # a scheduler polling every 10 simulated minutes
+STEP_S = 300  # a scheduler polling every 5 simulated minutes, as the demo does
 
 
 def run(provider: str, *, overlap: dict, items: int, workers: int = 40, spammers: float = 0.25, seed: int = 0,
-        screening: str | None = None, work: Path) -> dict:
+        screening: str | None = None, work: Path, detail: bool = False, step: int = STEP_S) -> dict:
     """One campaign to the end; returns what the three measurements need."""
     from connectors.local import start_local
 
@@ -58,13 +60,15 @@ def run(provider: str, *, overlap: dict, items: int, workers: int = 40, spammers
     store = open_store(f"sqlite:///{work / 'crowd.db'}")
     with start_local(provider, workers=workers, spammers=spammers, seed=seed,
                      oracle=pairwise_oracle(truth_by_text)) as mp:
-        launch(spec, store, spec_text=_spec_yaml(spec), endpoint=mp.url)
+        conn = make_connector(provider, "local", mp.url, **({"max_workers": 1} if provider == "mturk" else {}))
+        launch(spec, store, spec_text=_spec_yaml(spec), endpoint=mp.url, connector=conn)
         for _ in range(400):
-            mp.advance(STEP_S)
-            if poll(store, spec.name, endpoint=mp.url).all_done:
+            mp.advance(step)
+            if poll(store, spec.name, endpoint=mp.url, connector=conn).all_done:
                 break
         spam = {w.worker_id for w in mp.crowd.workers if w.spammer}
         honest = {w.worker_id for w in mp.crowd.workers if not w.spammer}
+        sim = {w.worker_id: w for w in mp.crowd.workers}
     accuracy = pairwise_accuracy(store, spec.name, truth_by_id)
     with store.session() as s:
         c = s.exec(select(Campaign).where(Campaign.name == spec.name)).one()
@@ -73,10 +77,23 @@ def run(provider: str, *, overlap: dict, items: int, workers: int = 40, spammers
             Worker.provider == provider)).all())
         per_worker = dict(s.exec(select(Assignment.worker_id, func.count()).join(Stage)
                                  .where(Stage.campaign_id == c.id).group_by(Assignment.worker_id)).all())
+        trust = {r.worker_id: r for r in s.exec(select(WorkerScore).where(WorkerScore.campaign_id == c.id))}
+        at_block = {a.worker_id: a.evidence for a in s.exec(select(WorkerAction).where(
+            WorkerAction.campaign_id == c.id, WorkerAction.action == "block"))}
     out = {"provider": provider, "seed": seed, "overlap": overlap, "assignments": accuracy["assignments"],
            "ds_accuracy": accuracy["dawid_skene"], "mv_accuracy": accuracy["majority_vote"],
            "spammers": len(spam), "spammers_blocked": len(spam & blocked),
            "honest_blocked": len(honest & blocked)}
+    if detail:  # why each worker ended where they did
+        out["workers"] = sorted(
+            ({"worker": w, "spammer": sim[w].spammer, "accuracy": sim[w].accuracy, "blocked": w in blocked,
+              "assignments": per_worker.get(w, 0), "trust": round(trust[w].trust, 3),
+              "upper": round(trust[w].parts.get("upper", 0), 3), "flags": trust[w].parts.get("flags"),
+              "golden": [trust[w].evidence.get("golden_correct"), trust[w].evidence.get("golden")],
+              "agreement": trust[w].parts.get("agreement"), "agreement_tasks": trust[w].evidence.get("agreement_tasks"),
+              "at_block": {k: at_block[w].get(k) for k in ("golden_correct", "golden_total", "agreement",
+                                                           "agreement_tasks", "upper")} if w in at_block else None}
+             for w in trust if w in sim), key=lambda r: (not r["spammer"], r["blocked"], r["trust"]))
     if screening:
         from decomposition.screening import load_screening
 
@@ -93,22 +110,28 @@ def main() -> None:
     ap.add_argument("--provider", default="both", choices=["mturk", "toloka", "both"])
     ap.add_argument("--items", type=int, default=50)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
-    ap.add_argument("--target", type=float, default=0.7, help="adaptive overlap's target agreement")
+    ap.add_argument("--target", type=float, default=0.97, help="adaptive overlap's target posterior")
     ap.add_argument("--only", choices=["adaptive", "fixed", "screening"], nargs="+",
                     default=["adaptive", "fixed", "screening"])
+    ap.add_argument("--min", type=int, default=3, help="adaptive overlap's minimum")
+    ap.add_argument("--max", type=int, default=7, help="adaptive overlap's maximum, and the fixed overlap")
+    ap.add_argument("--step", type=int, default=STEP_S, help="simulated seconds between polls")
+    ap.add_argument("--detail", action="store_true", help="add every worker's trust and evidence to each row")
     args = ap.parse_args()
     providers = ["mturk", "toloka"] if args.provider == "both" else [args.provider]
     screening = str(REPO / "examples" / "screening" / "ranking.yaml")
     rows = []
     for provider in providers:
         for seed in args.seeds:
-            adaptive = {"min": 3, "max": 7, "target_agreement": args.target}
-            for label, overlap, scr in (("adaptive", adaptive, None), ("fixed", {"min": 7, "max": 7}, None),
+            adaptive = {"min": args.min, "max": args.max, "target_agreement": args.target}
+            fixed = {"min": args.max, "max": args.max}
+            for label, overlap, scr in (("adaptive", adaptive, None), ("fixed", fixed, None),
                                         ("screening", adaptive, screening)):
                 if label not in args.only:
                     continue
                 with tempfile.TemporaryDirectory() as tmp:
-                    r = run(provider, overlap=overlap, items=args.items, seed=seed, screening=scr, work=Path(tmp))
+                    r = run(provider, overlap=overlap, items=args.items, seed=seed, screening=scr, work=Path(tmp),
+                          detail=args.detail, step=args.step)
                 r["run"] = label
                 rows.append(r)
                 print(json.dumps(r), flush=True)

@@ -53,9 +53,12 @@ def spec_fingerprint(spec_text: str, items_text: str) -> str:
 
 
 def check_inputs(spec: CampaignSpec) -> list[dict]:
-    """Read and validate every file the spec names (items, screening test); returns the items.
-    The CLI calls this before it opens the store, so a bad input line leaves no database behind."""
-    items = load_items(spec.path(spec.items), validate=first_stage(spec).validate_item)
+    """Read and validate every file the spec names (items, golden items, screening test) and the
+    golden settings that depend on the items; returns the items. The CLI calls this before it
+    opens the store, so a bad input line leaves no database behind."""
+    stage = first_stage(spec)
+    items = load_items(spec.path(spec.items), validate=stage.validate_item)
+    stage.check_golden(items)
     screening_test(spec)
     return items
 

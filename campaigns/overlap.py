@@ -5,15 +5,19 @@ Why per page and one at a time: a page is what the marketplace hands out (a HIT,
 and one more answer is the cheapest step that can settle a split vote; pages whose answers agree
 cost nothing more.
 
-Confidence of an item is its Dawid-Skene posterior (crowd-kit ``DawidSkene.probas_``, the largest
-class probability) fitted over every judgement of the stage so far, golden items included, from
-workers not blocked: unlike the raw vote share it weighs a worker by how often they agree with the
+Confidence of an item is its posterior under Dawid-Skene's worker confusions, smoothed (the
+largest class probability of ``campaigns.labels.stage_fit``'s ``posterior``: every judgement of the
+stage so far, golden items pinned to their answers, workers not blocked). Smoothed because crowd-kit's
+own ``probas_`` is overconfident: on a benchmark run, items it put above 0.99 were 96% right, those
+the smoothed posterior put there 100% (benchmarks/RESULTS.md). Unlike the raw vote share it weighs a worker by how often they agree with the
 crowd, so two careful workers outvote a spammer, and a unanimous item answered by spammers is not
 "settled". An item with fewer unblocked answers than the minimum overlap counts as undecided. A
 page is extended when any real (non-golden) item is below the target: one unsettled item is
 enough to get its aggregate wrong. Because that rule alone would extend nearly every page, the
 stage's extra assignments are capped (``EXTRA_SHARE`` of the room between minimum and maximum,
-summed over pages) and the least confident pages are extended first.
+summed over the pages that have their minimum answers, so the room is paced with the work) and
+the pages with the most doubt go first: the sum of ``1 - confidence`` over their unsettled items,
+since one more answer on a page is an answer to each of its items.
 
 Idempotent extension: the intended new total is written first (``Page.assignments``, status
 ``extending``); then the marketplace's own count is read (``conn.page_assignments``) and only the
@@ -23,17 +27,17 @@ leaves an ``extending`` page that the next poll finishes without ever extending 
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
-
+import pandas as pd
 from sqlmodel import func, select
 
 from campaigns.budget import check_spend
 from campaigns.checkpoints import checkpoint
-from campaigns.models import Assignment, Campaign, Judgement, Page, PollCursor, Publication, Stage, Task, Worker
-from campaigns.quality import _label
+from campaigns.labels import blocked_workers, stage_fit
+from campaigns.models import Assignment, Campaign, Page, PollCursor, Publication, Stage, Task
 from campaigns.specs import campaign_spec
 from campaigns.store import Store
 from connectors.base import Connector, ConnectorError
+from decomposition.aggregate import LabelFit
 from payouts.fees import fee_schedule
 
 MTURK_FEE_STEP = 10  # MTurk cannot extend a HIT created with fewer than 10 assignments to 10 or more
@@ -48,43 +52,35 @@ def max_overlap(campaign: Campaign, stage: Stage) -> int:
     return top
 
 
-def _confidence(rows: list[tuple[int, str, str]], minimum: int) -> dict[int, float]:
-    """Per task, Dawid-Skene's posterior of its likeliest label, from (task, worker, label) rows;
-    the modal vote share where Dawid-Skene cannot be fitted (fewer than three workers or one label)."""
-    import warnings
+def item_confidence(fit: LabelFit | None, rows: pd.DataFrame, blocked: set[str], minimum: int) -> dict[int, float]:
+    """Per task, the posterior of its likeliest label (the modal vote share where there is no
+    fit), and 0.0 for a task with fewer than ``minimum`` answers from unblocked workers."""
+    rows = rows[~rows["worker"].isin(list(blocked))]
+    counts = rows.groupby("task")["label"].agg(["size", lambda x: x.value_counts().iloc[0]])
+    counts.columns = ["n", "top"]
+    out = {int(t): r["top"] / r["n"] for t, r in counts.iterrows()}
+    if fit is not None:
+        out.update({int(t): float(p) for t, p in fit.posterior.max(axis=1).items() if int(t) in out})
+    return {t: (p if counts.at[t, "n"] >= minimum else 0.0) for t, p in out.items()}
 
-    import pandas as pd
-    from crowdkit.aggregation import DawidSkene
 
-    votes: dict[int, Counter] = defaultdict(Counter)
-    for task, _, label in rows:
-        votes[task][label] += 1
-    out = {t: c.most_common(1)[0][1] / sum(c.values()) for t, c in votes.items()}
-    df = pd.DataFrame(rows, columns=["task", "worker", "label"]).drop_duplicates(["task", "worker"])
-    if df["worker"].nunique() >= 3 and df["label"].nunique() >= 2:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            probas = DawidSkene(n_iter=100).fit(df).probas_
-        out.update({int(t): float(p) for t, p in probas.max(axis=1).items()})
-    return {t: (p if sum(votes[t].values()) >= minimum else 0.0) for t, p in out.items()}
+def item_confidences(store: Store, campaign: Campaign, stage: Stage, page_ids: list[int]) -> dict[int, list[float]]:
+    """Per page, the confidence of each of its real (non-golden) items."""
+    minimum = campaign_spec(campaign).overlap.min
+    blocked = blocked_workers(store, campaign.provider)
+    fit, rows, _ = stage_fit(store, stage, blocked)
+    with store.session() as s:
+        real = s.exec(select(Task.page_id, Task.id).where(Task.page_id.in_(page_ids), Task.golden.is_(False))).all()
+    confidence = item_confidence(fit, rows, blocked, minimum) if len(rows) else {}
+    out: dict[int, list[float]] = {pid: [] for pid in page_ids}
+    for page_id, task_id in real:
+        out[page_id].append(round(confidence.get(task_id, 0.0), 9))
+    return out
 
 
 def page_agreement(store: Store, campaign: Campaign, stage: Stage, page_ids: list[int]) -> dict[int, float]:
     """Confidence per page: that of its least settled real item (1.0 for a page without real items)."""
-    minimum = campaign_spec(campaign).overlap.min
-    with store.session() as s:
-        blocked = set(s.exec(select(Worker.worker_id).where(Worker.provider == campaign.provider,
-                                                            Worker.blocked)).all())
-        rows = s.exec(select(Task.id, Judgement.worker_id, Judgement.value)
-                      .join(Judgement, Judgement.task_id == Task.id)
-                      .where(Task.stage_id == stage.id, Judgement.valid)).all()
-        real = s.exec(select(Task.page_id, Task.id).where(Task.page_id.in_(page_ids), Task.golden.is_(False))).all()
-    labelled = [(t, w, lab) for t, w, v in rows if w not in blocked and (lab := _label(v)) is not None]
-    confidence = _confidence(labelled, minimum) if labelled else {}
-    out = {pid: 1.0 for pid in page_ids}
-    for page_id, task_id in real:
-        out[page_id] = min(out[page_id], round(confidence.get(task_id, 0.0), 9))
-    return out
+    return {pid: min(c, default=1.0) for pid, c in item_confidences(store, campaign, stage, page_ids).items()}
 
 
 def _budget_allows(store: Store, campaign: Campaign, stage: Stage, new_total: int) -> bool:
@@ -137,11 +133,17 @@ def extend_pages(store: Store, conn: Connector, campaign: Campaign, stage: Stage
     extended = [refs[pid] for pid in pending if _push(store, conn, stage, pid, refs[pid])]
     if not full:
         return extended
-    agreement = page_agreement(store, campaign, stage, [p.id for p in full])
+    conf = item_confidences(store, campaign, stage, [p.id for p in full])
+    agreement = {pid: min(c, default=1.0) for pid, c in conf.items()}
+    # what one more answer on the page can settle: the doubt summed over its unsettled items
+    doubt = {pid: sum(1 - x for x in c if x < spec.overlap.target_agreement) for pid, c in conf.items()}
     with store.session() as s:
         pages, total = s.exec(select(func.count(), func.sum(Page.assignments)).where(Page.stage_id == stage.id)).one()
-    room = int(EXTRA_SHARE * pages * (top - spec.overlap.min)) - (total - pages * spec.overlap.min)
-    for page in sorted(full, key=lambda p: (agreement[p.id], p.id)):
+    # paced: each page that has its minimum answers adds its share, so early pages cannot use up
+    # the room that pages finishing later may need more
+    ready = sum(1 for n in received.values() if n >= spec.overlap.min)
+    room = int(EXTRA_SHARE * ready * (top - spec.overlap.min)) - (total - pages * spec.overlap.min)
+    for page in sorted(full, key=lambda p: (-doubt[p.id], p.id)):
         if room <= 0 or agreement[page.id] >= spec.overlap.target_agreement:
             break
         if not _budget_allows(store, campaign, stage, page.assignments + 1):

@@ -38,6 +38,23 @@ def judgement_frame(store: Store, stage: Stage, *, exclude_blocked: bool = True,
     return pd.DataFrame(rows)
 
 
+def golden_frame(store: Store, stage: Stage) -> tuple[pd.DataFrame, dict[str, str]]:
+    """The stage's judgements with its golden pairs, and each golden pair's known winner by pair
+    key: what ``aggregate_pairwise(known=...)`` learns the workers from."""
+    from decomposition.pairwise import pair_key
+
+    frame = judgement_frame(store, stage, include_golden=True)
+    with store.session() as s:
+        golden = s.exec(select(Task.payload, Task.golden_answer).where(Task.stage_id == stage.id, Task.golden)).all()
+    known = {}
+    for payload, answer in golden:
+        side = (answer or {}).get("choice")
+        if side in ("left", "right") and "left" in payload:
+            key = pair_key(payload["prompt_id"], payload["left"]["id"], payload["right"]["id"])
+            known[key] = payload[side]["id"]
+    return frame, known
+
+
 def _answer_of(value: dict) -> dict:
     """A stored pairwise judgement back into the form fields its kind parses."""
     out = {"choice": value["choice"]}
@@ -50,10 +67,10 @@ def finalize_stage(store: Store, campaign: Campaign, stage: Stage, method: str =
         return  # Find-Fix-Verify results are assembled per item as it finishes (campaigns.ffv)
     if stage.kind not in ("pairwise", "listwise"):
         raise CrowdError(f"no result assembly for task kind {stage.kind!r} yet")
-    frame = judgement_frame(store, stage)
-    if frame.empty:
+    frame, known = golden_frame(store, stage) if stage.kind == "pairwise" else (judgement_frame(store, stage), {})
+    if frame.empty or frame["pair"].isin(list(known)).all():
         return
-    result = stage_kind(stage).aggregate(frame, method=method)
+    result = stage_kind(stage).aggregate(frame, method=method, **({"known": known} if known else {}))
     from decomposition.aggregate import preference_pairs
     from decomposition.pairwise import pair_key
 
@@ -94,10 +111,10 @@ def pairwise_accuracy(store: Store, campaign: str, quality: dict[str, float]) ->
             raise CrowdError(f"no campaign named {campaign!r}")
         stage = s.exec(select(Stage).where(Stage.campaign_id == c.id)).first()
         n_assignments = len(s.exec(select(Assignment.id).where(Assignment.stage_id == stage.id)).all())
-    frame = judgement_frame(store, stage)
+    frame, known = golden_frame(store, stage)
     out = {"assignments": n_assignments}
     for name, method in (("majority_vote", "mv"), ("dawid_skene", "ds")):
-        res = aggregate_pairwise(frame, method=method)
+        res = aggregate_pairwise(frame, method=method, known=known)
         p = res.pairs[res.pairs["criterion"] == "overall"]
         truth = [(quality[a] > quality[b]) and a or b for a, b in zip(p["first_id"], p["second_id"], strict=True)]
         decided = [quality[a] != quality[b] for a, b in zip(p["first_id"], p["second_id"], strict=True)]

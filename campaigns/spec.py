@@ -12,6 +12,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from decomposition.degrade import MODES as DEGRADE_MODES
+from decomposition.degrade import Mode as DegradeMode
+
 
 class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -62,9 +65,26 @@ class Budget(_Spec):
 
 
 class Golden(_Spec):
-    items: str | None = None  # JSONL of items with known answers
-    synthetic: bool = False  # pairwise: response vs a degraded copy of itself
+    """Tasks with a known answer (``decomposition.golden``), mixed into pages at ``rate``."""
+
+    items: str | None = None  # JSONL of items with an "answer"; a preference also needs "objective": true
+    # pairwise: a response vs a degraded copy of itself; true (shuffled and cut) or a list of modes
+    synthetic: bool | list[DegradeMode] = False
+    weaker_source: str | None = Field(default=None, min_length=1)  # pairwise: this source's responses must lose
     rate: float = Field(default=0.0, ge=0.0, lt=1.0)  # share of items on a page that are golden
+
+    @field_validator("synthetic", mode="before")
+    @classmethod
+    def _modes(cls, v: Any) -> Any:
+        allowed = f"true, false or a list of modes from {', '.join(DEGRADE_MODES)}"
+        if isinstance(v, bool):
+            return v
+        if not isinstance(v, list) or not v:
+            raise ValueError(f"must be {allowed}; got {v!r}")
+        bad = [m for m in v if not isinstance(m, str) or m not in DEGRADE_MODES]
+        if bad:
+            raise ValueError(f"unknown mode {bad[0]!r}; must be {allowed}")
+        return v
 
 
 class Pools(_Spec):
@@ -97,11 +117,12 @@ class Review(_Spec):
 
 
 class Overlap(_Spec):
-    """Assignments per page; adaptive overlap grows from ``min`` to ``max`` where agreement is low."""
+    """Assignments per page; adaptive overlap grows from ``min`` to ``max`` where items are unsettled."""
 
     min: int = Field(default=3, ge=1)
     max: int | None = Field(default=None, ge=1)
-    target_agreement: float = Field(default=0.7, gt=0.0, le=1.0)
+    # the posterior an item's likeliest label must reach (campaigns.overlap); below it the page gets more
+    target_agreement: float = Field(default=0.9, gt=0.0, le=1.0)
 
     @model_validator(mode="after")
     def _order(self) -> Overlap:

@@ -25,7 +25,16 @@ from campaigns.store import Store
 from connectors.base import BatchSpec, Connector, PageItem
 from connectors.base import Page as NeutralPage
 from decomposition.errors import AnswerError
-from decomposition.golden import golden_tasks, synthetic_pairwise_golden
+from decomposition.golden import (
+    GOLDEN_KEYS,
+    check_golden_item,
+    golden_count,
+    golden_tasks,
+    response_sources,
+    synthetic_pairwise_golden,
+    weaker_source_golden,
+    weaker_source_pairs,
+)
 from decomposition.kinds import TaskDraft, get_kind
 from decomposition.pages import build_pages
 from payouts.pricing import reward_per_page, validate_reward
@@ -57,15 +66,39 @@ class StageDef:
         """For ``load_items``: an item the kind cannot design tasks for is refused with its line."""
         self.kind_impl.make_tasks(item, self.spec.settings, 0)
 
+    def validate_golden_item(self, item: dict) -> None:
+        """For ``load_items``: a golden item without an answer, a subjective preference, or one the
+        kind cannot design tasks for is refused with its line."""
+        check_golden_item(self.kind_impl, item)
+        self.validate_item({k: v for k, v in item.items() if k not in GOLDEN_KEYS})
+
+    def golden_items(self) -> list[dict]:
+        g = self.spec.golden
+        return load_items(self.spec.path(g.items), validate=self.validate_golden_item) if g.items else []
+
+    def check_golden(self, items: list[dict]) -> None:
+        """Golden inputs the plan would fail on, refused before anything is written."""
+        self.golden_items()
+        source = self.spec.golden.weaker_source
+        if source is not None and self.kind != "pairwise":
+            raise CrowdError(f"golden.weaker_source: only pairwise campaigns have weaker-source golden tasks, "
+                             f"not {self.spec.kind}")
+        if source is not None and not weaker_source_pairs(items, source):
+            known = ", ".join(response_sources(items)) or "none"
+            raise CrowdError(f"golden.weaker_source: no prompt in {self.spec.items} has a response from source "
+                             f"{source!r} and one from another source (sources there: {known})")
+
     def plan(self, items: list[dict], rng: random.Random) -> StagePlan:
         kind = self.kind_impl
         settings = kind.settings(self.spec.settings)
         real = [d for item in items for d in kind.make_tasks(item, settings, rng)]
-        golden: list[TaskDraft] = []
-        if self.spec.golden.items:
-            golden += golden_tasks(kind, load_items(self.spec.path(self.spec.golden.items)), settings, rng)
-        if self.spec.golden.synthetic and self.kind == "pairwise":
-            golden += synthetic_pairwise_golden(items, max(5, len(items) // 5), settings, rng)
+        g = self.spec.golden
+        golden: list[TaskDraft] = golden_tasks(kind, self.golden_items(), settings, rng) if g.items else []
+        if g.synthetic and self.kind == "pairwise":
+            modes = None if g.synthetic is True else g.synthetic
+            golden += synthetic_pairwise_golden(items, golden_count(len(items)), settings, rng, modes=modes)
+        if g.weaker_source is not None and self.kind == "pairwise":
+            golden += weaker_source_golden(items, g.weaker_source, golden_count(len(items)), settings, rng)
         by_key = {d.key: d for d in real + golden}
         if len(by_key) != len(real) + len(golden):
             raise CrowdError("two tasks of this stage have the same key; item ids must be unique")

@@ -20,7 +20,7 @@ Pairwise conventions (documented here because exports depend on them):
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,11 +64,14 @@ def _require_columns(df: pd.DataFrame, columns: list[str], what: str = "input") 
         raise InputError(f"{what} lacks column(s) {', '.join(missing)} (has: {have})")
 
 
-def aggregate_labels(df: pd.DataFrame, method: str = "mv", seed: int = 0) -> pd.DataFrame:
+def aggregate_labels(df: pd.DataFrame, method: str = "mv", seed: int = 0,
+                     true_labels: pd.Series | None = None) -> pd.DataFrame:
     """Aggregate ``task, worker, label`` rows into ``task, label, confidence``.
 
     ``confidence`` is the model's probability of the chosen label (for ``mv`` the share of votes).
-    Repeated (task, worker) rows count once (the first is kept).
+    Repeated (task, worker) rows count once (the first is kept). ``true_labels`` (known answers by
+    task, e.g. golden tasks) pin those tasks while Dawid-Skene learns the workers; other methods
+    ignore them.
 
     >>> df = pd.DataFrame({"task": ["t1", "t1", "t1"], "worker": ["a", "b", "c"], "label": [1, 1, 0]})
     >>> aggregate_labels(df, "mv").to_dict("records")
@@ -80,7 +83,10 @@ def aggregate_labels(df: pd.DataFrame, method: str = "mv", seed: int = 0) -> pd.
     if data.empty:
         return pd.DataFrame({"task": [], "label": [], "confidence": []})
     with _quiet():
-        model.fit(data.reset_index(drop=True))
+        if method == "ds" and true_labels is not None and len(true_labels):
+            model.fit(data.reset_index(drop=True), true_labels=true_labels)
+        else:
+            model.fit(data.reset_index(drop=True))
     labels = model.labels_
     probas = model.probas_.reindex(labels.index)
     return pd.DataFrame({"task": labels.index.to_numpy(), "label": labels.to_numpy(),
@@ -113,6 +119,81 @@ def aggregate_csv(path: str | Path, method: str = "mv", task_column: str = "task
     if out is not None:
         result.to_csv(out, index=False)
     return result
+
+
+# --------------------------------------------------------------------------- evidence about workers
+@dataclass
+class LabelFit:
+    """A Dawid-Skene fit read two ways.
+
+    ``probas``: per task, the posterior of each label (golden tasks pinned to their answer).
+    ``rows``: per input row (task, worker, label), what the *other* workers' answers say about
+    the task: ``others`` (their likeliest label), ``others_confidence`` (its posterior) and
+    ``others_n`` (how many answered); NaN where nobody else answered."""
+
+    probas: pd.DataFrame
+    rows: pd.DataFrame
+    posterior: pd.DataFrame | None = None  # per task, the posterior under the smoothed confusions
+
+
+def fit_labels(data: pd.DataFrame, true_labels: pd.Series | None = None, *, exclude: Any = (),
+               smoothing: float = 1.0) -> LabelFit:
+    """Dawid-Skene (crowd-kit) over ``task, worker, label`` rows, golden answers as ``true_labels``,
+    plus a leave-one-out posterior per row. Workers in ``exclude`` (e.g. blocked ones) are left out
+    of the fit; their rows are still read against it.
+
+    Why leave one out: a worker's agreement with an aggregate that includes their own vote is
+    inflated, most at low overlap (at 3 answers a random clicker decides every 2-1 split). The
+    posterior of the others is one E-step with the fitted worker confusions and the row's own
+    factor left out. The confusions are re-estimated from DS's expected counts with ``smoothing``
+    pseudo-counts per cell, so a worker seen on a handful of tasks weighs little: DS's own
+    confusion matrices are unsmoothed and make such a worker near-certain.
+    """
+    from crowdkit.aggregation import DawidSkene
+
+    _require_columns(data, ["task", "worker", "label"])
+    data = data[["task", "worker", "label"]].drop_duplicates(["task", "worker"]).reset_index(drop=True)
+    fitted = ~data["worker"].isin(list(exclude))
+    fit = data[fitted].reset_index(drop=True)
+    if fit.empty:
+        return LabelFit(probas=pd.DataFrame(),
+                        rows=data.assign(others=None, others_confidence=np.nan, others_n=0))
+    labels = sorted(data["label"].unique())
+    gold = None
+    if true_labels is not None:
+        gold = true_labels[true_labels.isin(labels) & true_labels.index.isin(fit["task"])]
+        gold = gold if len(gold) else None
+    with _quiet():
+        ds = DawidSkene(n_iter=100).fit(fit, true_labels=gold)
+    probas = ds.probas_.reindex(columns=labels, fill_value=0.0)
+    # expected confusion counts per (worker, observed label) x true label, smoothed
+    weights = pd.DataFrame(probas.reindex(fit["task"]).to_numpy(), columns=labels)
+    counts = weights.groupby([fit["worker"], fit["label"]]).sum()
+    full = pd.MultiIndex.from_product([fit["worker"].unique(), labels], names=["worker", "label"])
+    counts = counts.reindex(full, fill_value=0.0) + smoothing
+    confusion = np.log(counts / counts.groupby(level="worker").transform("sum"))
+    # log-likelihood of each row's answer under each true label; 0 for rows outside the fit
+    row_ll = np.zeros((len(data), len(labels)))
+    row_ll[fitted.to_numpy()] = confusion.reindex(pd.MultiIndex.from_frame(fit[["worker", "label"]])).to_numpy()
+    task_code, tasks_of = pd.factorize(data["task"])
+    task_ll = np.zeros((task_code.max() + 1, len(labels)))
+    np.add.at(task_ll, task_code, row_ll)
+    prior = np.log(ds.priors_.reindex(labels).fillna(0).clip(lower=1e-9).to_numpy())
+    full_ll = prior + task_ll
+    full_ll = np.exp(full_ll - full_ll.max(axis=1, keepdims=True))
+    posterior = pd.DataFrame(full_ll / full_ll.sum(axis=1, keepdims=True), columns=labels,
+                             index=pd.Index(tasks_of, name="task"))
+    loo = prior + task_ll[task_code] - row_ll
+    loo = np.exp(loo - loo.max(axis=1, keepdims=True))
+    loo /= loo.sum(axis=1, keepdims=True)
+    others_n = np.bincount(task_code, weights=fitted.to_numpy())[task_code] - fitted.to_numpy()
+    answered = others_n > 0
+    rows = data.assign(others=np.where(answered, np.asarray(labels, dtype=object)[loo.argmax(axis=1)], None),
+                       others_confidence=np.where(answered, loo.max(axis=1), np.nan),
+                       others_n=others_n.astype(int))
+    # a task answered only by excluded workers has no evidence in the fit
+    posterior = posterior[posterior.index.isin(fit["task"])]
+    return LabelFit(probas=probas, rows=rows, posterior=posterior)
 
 
 # --------------------------------------------------------------------------- pairwise
@@ -157,8 +238,16 @@ def _judgements(judgements: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def _pair_table(df: pd.DataFrame, method: str, seed: int) -> pd.DataFrame:
-    agg = aggregate_labels(df[["task", "worker", "label"]], method, seed).set_index("task")
+def _pair_table(df: pd.DataFrame, method: str, seed: int, known: Mapping[str, str] | None = None) -> pd.DataFrame:
+    truth = None
+    if known:
+        first = df.drop_duplicates("task").set_index("task")
+        first = first[(first["criterion"] == "overall") & first["pair"].isin(list(known))]
+        winner = first["pair"].map(known)
+        truth = pd.Series(np.select([winner == first["first_id"], winner == first["second_id"]], ["first", "second"],
+                                    TIE), index=first.index)
+        truth = truth[truth.isin(df["label"].unique())]
+    agg = aggregate_labels(df[["task", "worker", "label"]], method, seed, true_labels=truth).set_index("task")
     meta = df.groupby("task").agg(criterion=("criterion", "first"), prompt=("prompt", "first"),
                                   pair=("pair", "first"), first_id=("first_id", "first"),
                                   second_id=("second_id", "first"), n=("worker", "size"))
@@ -234,13 +323,17 @@ def _blocks(sizes: np.ndarray, limit: int) -> np.ndarray:
 
 def aggregate_pairwise(judgements: pd.DataFrame, method: str = "ds",
                        score_method: Literal["bt", "noisy_bt"] = "bt",
-                       ties: Literal["drop", "half"] = "drop", seed: int = 0) -> PairwiseResult:
+                       ties: Literal["drop", "half"] = "drop", seed: int = 0,
+                       known: Mapping[str, str] | None = None) -> PairwiseResult:
     """Aggregate a stage of pairwise judgements.
 
     ``judgements``: one row per judgement with ``pair, prompt, worker, left_id, right_id, winner``
     (``winner`` a response id or "tie"; ``left_id``/``right_id`` as displayed) and optionally
     ``criterion`` (default "overall"). Per pair: ``method`` (mv, ds, glad, mace) over
     first/second/tie; per prompt: Bradley-Terry scores and a ranking.
+
+    ``known``: winner id by pair key for golden pairs whose judgements are included: Dawid-Skene
+    learns each worker from them with the answer pinned; they are left out of the result.
     """
     if score_method not in SCORE_METHODS:
         raise InputError(f"unknown score method {score_method!r} (choose from {', '.join(SCORE_METHODS)})")
@@ -250,9 +343,14 @@ def aggregate_pairwise(judgements: pd.DataFrame, method: str = "ds",
     df = _judgements(judgements)
     if df.empty:
         raise InputError("no judgements to aggregate")
-    scores, workers = _score_table(df, score_method, ties, seed)
-    return PairwiseResult(pairs=_pair_table(df, method, seed), scores=scores, method=method,
-                          score_method=score_method, workers=workers)
+    real = df[~df["pair"].isin(list(known))] if known else df
+    if real.empty:
+        raise InputError("no judgements to aggregate")
+    scores, workers = _score_table(real, score_method, ties, seed)
+    pairs = _pair_table(df, method, seed, known)
+    if known:
+        pairs = pairs[~pairs["pair"].isin(list(known))].reset_index(drop=True)
+    return PairwiseResult(pairs=pairs, scores=scores, method=method, score_method=score_method, workers=workers)
 
 
 def preference_pairs(result: PairwiseResult, min_agreement: float = 0.0,

@@ -6,13 +6,15 @@ probability of answering correctly, and so the amount of evidence is never lost:
 * Start from a Beta(prior_alpha, prior_beta) prior on accuracy (from settings).
 * Golden answers are the best evidence (known truth): each one is a full observation,
   ``alpha += correct``, ``beta += wrong``.
-* Agreement with the aggregate (the engine passes the share of the worker's labels matching the
-  Dawid-Skene aggregate; ``ds_worker_accuracy`` reads DS's fitted confusion diagonal instead) adds
-  ``n = min(agreement_weight x tasks, agreement_cap)`` pseudo-observations split by that accuracy.
-  It is down-weighted because the worker's own answers are part of the aggregate it is compared
-  with (self-agreement inflates it) and a crowd with many spammers biases it. Measured with
-  benchmarks/quality.py: 0.75 or 1.0 block more low-work spammers but also, in some runs, two
-  honest workers with a few unlucky answers; 0.5 blocked no honest worker in those runs.
+* Agreement with the crowd (the engine passes, per worker, the share of their labels that match
+  what the *other* workers' Dawid-Skene posterior says on tasks where that posterior is confident;
+  ``ds_worker_accuracy`` reads DS's fitted confusion diagonal instead) adds
+  ``n = min(agreement_weight x tasks, agreement_cap)`` pseudo-observations split by that share.
+  Leaving the worker out and keeping only confident tasks makes each such task nearly a golden
+  answer, hence weight 1; the cap keeps a crowd-made truth from outweighing real golden answers
+  on workers with hundreds of tasks. Measured with benchmarks/quality.py (RESULTS.md): with the
+  old self-including agreement a random clicker scored 0.54 where chance is 0.33, and weights
+  above 0.5 blocked honest workers.
 * The screening score (0..100) adds ``screening_weight`` pseudo-observations: a one-off test says
   something, but less than the work itself, and it never counts as evidence for an action.
 
@@ -54,7 +56,7 @@ class TrustPolicy(_Model):
     prior_beta: float = Field(default=1.0, gt=0)
     chance: float = Field(default=0.5, ge=0, lt=1)  # accuracy of guessing: 1 / number of options
     credible: float = Field(default=0.95, gt=0.5, lt=1)  # one-sided level of the bounds
-    agreement_weight: float = Field(default=0.5, ge=0)  # pseudo-observations per aggregated task
+    agreement_weight: float = Field(default=1.0, ge=0)  # pseudo-observations per aggregated task
     agreement_cap: float = Field(default=30.0, ge=0)
     screening_weight: float = Field(default=4.0, ge=0)  # pseudo-observations a screening test is worth
     speed_factor: float = Field(default=0.3, gt=0)  # too fast: median < factor x crowd median

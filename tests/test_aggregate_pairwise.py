@@ -244,3 +244,28 @@ def test_aggregate_csv_keeps_ids_as_text(tmp_path):
     result = aggregate_csv(f, "ds", task_column="item", worker_column="who", label_column="tag", out=out)
     assert sorted(result["item"]) == ["007", "010"]
     assert out.read_text().splitlines()[0] == "item,tag,confidence"
+
+
+def test_known_golden_pairs_teach_dawid_skene_whom_to_believe_and_stay_out_of_the_result():
+    # two workers who disagree on every real pair: only the golden pairs say which one is right
+    rows = []
+    for p in range(30):
+        first, second = f"a{p}", f"b{p}"  # the truth: the first id always wins
+        for worker, winner in (("honest", first), ("contrary", second)):
+            rows.append({"pair": f"q{p}|{first}|{second}", "prompt": f"q{p}", "worker": worker,
+                         "left_id": first, "right_id": second, "winner": winner})
+    known = {}
+    for g in range(10):
+        key = f"g{g}|original|degraded"
+        known[key] = "original"
+        for worker, winner in (("honest", "original"), ("contrary", "degraded")):
+            rows.append({"pair": key, "prompt": f"g{g}", "worker": worker, "left_id": "degraded",
+                         "right_id": "original", "winner": winner})
+    df = pd.DataFrame(rows)
+    pinned = aggregate_pairwise(df, "ds", known=known)
+    assert len(pinned.pairs) == 30 and not pinned.pairs["pair"].isin(list(known)).any()
+    assert not pinned.scores["prompt"].str.startswith("g").any()
+    assert (pinned.pairs["label"] == pinned.pairs["first_id"]).all()
+    # flip the golden answers and Dawid-Skene believes the other worker instead
+    flipped = aggregate_pairwise(df, "ds", known={k: "degraded" for k in known})
+    assert (flipped.pairs["label"] == flipped.pairs["second_id"]).all()

@@ -60,6 +60,12 @@ BAD_SPECS = {
     "negative money": (GOOD.replace("reward: 0.05", "reward: -1"), r"spec\.yaml:6: pricing\.reward: "),
     "unknown field": (GOOD + "colour: red\n", r"spec\.yaml:7: colour: unknown field"),
     "bad items line": (GOOD, r"items\.jsonl:3: "),
+    "unknown golden mode": (GOOD + "golden: {synthetic: [truncate, bogus], rate: 0.2}\n",
+                            r"spec\.yaml:7: golden\.synthetic: unknown mode 'bogus'.*truncate, shuffle, swap_facts"),
+    "absent weaker source": (GOOD + "golden: {weaker_source: model-z, rate: 0.2}\n",
+                             r"^error: golden\.weaker_source: .*'model-z'.*sources there: model-"),
+    "subjective golden item": (GOOD + "golden: {items: golden.jsonl, rate: 0.2}\n",
+                               r"golden\.jsonl:2: objective: golden item 'g2' .*\"objective\": true"),
 }
 
 
@@ -71,6 +77,11 @@ def write_bad(tmp_path: Path, case: str) -> Path:
         lines = items.read_text().splitlines()
         lines[2] = lines[2][:-1]  # line 3 loses its closing brace
         items.write_text("\n".join(lines) + "\n")
+    if case == "subjective golden item":  # line 1 is marked objective, line 2 is not
+        first = json.loads(items.read_text().splitlines()[0])
+        golden = [{**first, "id": f"g{n}", "answer": {"best": first["responses"][0]["id"]}} for n in (1, 2)]
+        golden[0]["objective"] = True
+        (tmp_path / "golden.jsonl").write_text("".join(json.dumps(g) + "\n" for g in golden))
     spec = tmp_path / "spec.yaml"
     spec.write_text(spec_text)
     return spec

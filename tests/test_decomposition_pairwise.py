@@ -194,7 +194,7 @@ def test_listwise_widgets_ask_a_rank_per_response():
 
 # --------------------------------------------------------------------------- golden
 def test_given_golden_items_become_golden_drafts_and_grade():
-    gold = {**item(3, "g1"), "answer": {"ranking": ["m2", "m0", "m1"]}}
+    gold = {**item(3, "g1"), "objective": True, "answer": {"ranking": ["m2", "m0", "m1"]}}
     drafts = golden_tasks(PAIRWISE, [gold], {}, 0)
     assert len(drafts) == 3 and all(d.golden_answer for d in drafts)
     for d in drafts:
@@ -206,7 +206,7 @@ def test_given_golden_items_become_golden_drafts_and_grade():
         assert grade(PAIRWISE, d, PAIRWISE.parse(d.payload, {"choice": correct}))
         assert not grade(PAIRWISE, d, PAIRWISE.parse(d.payload, {"choice": wrong}))
     # "best" decides only the pairs that include it
-    only_best = golden_tasks(PAIRWISE, [{**item(3, "g2"), "answer": {"best": "m1"}}], {}, 0)
+    only_best = golden_tasks(PAIRWISE, [{**item(3, "g2"), "objective": True, "answer": {"best": "m1"}}], {}, 0)
     assert len(only_best) == 2
     (listed,) = golden_tasks(LISTWISE, [gold], {}, 0)
     assert LISTWISE.parse(listed.payload, listed.golden_answer).order == ["m2", "m0", "m1"]

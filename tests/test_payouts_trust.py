@@ -58,7 +58,7 @@ def test_more_evidence_narrows_the_bounds_and_the_score_is_chance_corrected():
 def test_prior_and_agreement_weight_come_from_the_policy():
     x = TrustInputs(worker_id="w", golden_correct=5, golden_total=10, agreement=1.0, agreement_tasks=100)
     s = score(x, POLICY)
-    assert s.evidence.agreement == POLICY.agreement_cap == 30  # 0.5 x 100 tasks, capped at 30
+    assert s.evidence.agreement == POLICY.agreement_cap == 30  # 1.0 x 100 tasks, capped at 30
     assert (s.alpha, s.beta) == (1 + 5 + 30, 1 + 5)
     sceptic = score(x, TrustPolicy(prior_alpha=2, prior_beta=8, agreement_weight=0.1))
     assert (sceptic.alpha, sceptic.beta) == (2 + 5 + 10, 8 + 5)

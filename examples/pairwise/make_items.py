@@ -57,8 +57,11 @@ def main(seed: int = 7) -> None:
             fill = dict(t=topic, T=topic[0].upper() + topic[1:], d=desc)
             texts = [(GOOD, 0.9), (OK, 0.6), (TERSE, 0.45), (WRONG, 0.1)]
             responses = []
+            # ids in a random order: with r0 always the best, any tie broken towards the smaller id
+            # (crowd-kit's majority vote does that) would look right, and inflate measured accuracy
+            suffixes = random.Random(f"ids:{seed}:{n}").sample(range(len(texts)), len(texts))
             for j, (tpl, q) in enumerate(texts):
-                rid = f"q{n:02d}-r{j}"
+                rid = f"q{n:02d}-r{suffixes[j]}"
                 quality = round(min(1.0, max(0.0, q + rng.uniform(-0.08, 0.08))), 3)
                 responses.append({"id": rid, "text": tpl.format(**fill), "source": f"model-{'abcd'[j]}"})
                 truth.append({"response_id": rid, "quality": quality})

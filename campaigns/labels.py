@@ -1,0 +1,70 @@
+"""The categorical answers of a stage as the quality checks read them: one Dawid-Skene fit
+(``decomposition.aggregate.fit_labels``) over every valid label of the stage, golden tasks pinned
+to their known answers, blocked workers left out of the fit.
+
+Trust scores (``campaigns.quality``) read its leave-one-out rows: does a worker agree with what
+the *others* say? Adaptive overlap (``campaigns.overlap``) reads its task posteriors: is an item
+settled? One fit for both, so the two can never disagree about what the crowd said.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+from sqlmodel import select
+
+from campaigns.models import Campaign, Judgement, Stage, Task, Worker
+from campaigns.store import Store
+from decomposition.aggregate import LabelFit, fit_labels
+
+LABEL_KEYS = ("choice", "label", "verdict")
+
+
+def label_of(value: dict | None) -> str | None:
+    """A categorical label of a stored judgement or golden answer, or None where answers are free text."""
+    if not value:
+        return None
+    for key in LABEL_KEYS:
+        if isinstance(value.get(key), str):
+            return value[key]
+    return None
+
+
+def blocked_workers(store: Store, provider: str) -> set[str]:
+    with store.session() as s:
+        return set(s.exec(select(Worker.worker_id).where(Worker.provider == provider, Worker.blocked)).all())
+
+
+def stage_labels(store: Store, stage: Stage) -> tuple[pd.DataFrame, pd.Series, set[int]]:
+    """(``task, worker, label`` rows of the stage's valid labelled judgements, golden answers by
+    task id, ids of golden tasks)."""
+    with store.session() as s:
+        judged = s.exec(select(Judgement.task_id, Judgement.worker_id, Judgement.value)
+                        .where(Judgement.stage_id == stage.id, Judgement.valid)).all()
+        golden = s.exec(select(Task.id, Task.golden_answer).where(Task.stage_id == stage.id, Task.golden)).all()
+    rows = [(t, w, lab) for t, w, v in judged if (lab := label_of(v)) is not None]
+    truth = {t: lab for t, answer in golden if (lab := label_of(answer)) is not None}
+    return (pd.DataFrame(rows, columns=["task", "worker", "label"]), pd.Series(truth, dtype=object),
+            {t for t, _ in golden})
+
+
+def stage_fit(store: Store, stage: Stage, blocked: set[str] | None = None
+              ) -> tuple[LabelFit | None, pd.DataFrame, set[int]]:
+    """(the stage's fit, None when there is too little to fit: under three unblocked workers or a
+    single label; the rows it was made from; the golden task ids)."""
+    if blocked is None:
+        with store.session() as s:
+            provider = s.get(Campaign, stage.campaign_id).provider
+        blocked = blocked_workers(store, provider)
+    rows, truth, golden = stage_labels(store, stage)
+    fit_rows = rows[~rows["worker"].isin(list(blocked))]
+    if fit_rows["worker"].nunique() < 3 or rows["label"].nunique() < 2:
+        return None, rows, golden
+    return fit_labels(rows, truth, exclude=blocked), rows, golden
+
+
+def agreement_counts(fit: LabelFit, golden: set[int], confident: float) -> dict[str, tuple[int, int]]:
+    """Per worker (matches, tasks) on non-golden tasks where the other workers' posterior is at
+    least ``confident``: there the others' label is nearly a known answer."""
+    r = fit.rows[(fit.rows["others_confidence"] >= confident) & ~fit.rows["task"].isin(list(golden))]
+    hits = (r["label"] == r["others"]).groupby(r["worker"]).agg(["sum", "count"])
+    return {str(w): (int(row["sum"]), int(row["count"])) for w, row in hits.iterrows()}
