@@ -17,6 +17,7 @@ demo: $(STAMP)
 	$(BIN)/crowd demo
 
 test: $(STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 lint: $(STAMP)

@@ -42,7 +42,8 @@ STEP_S = 300  # a scheduler polling every 5 simulated minutes, as the demo does
 
 
 def run(provider: str, *, overlap: dict, items: int, workers: int = 40, spammers: float = 0.25, seed: int = 0,
-        screening: str | None = None, work: Path, detail: bool = False, step: int = STEP_S) -> dict:
+        screening: str | None = None, work: Path, detail: bool = False, step: int = STEP_S,
+        wave: int | None = None) -> dict:
     """One campaign to the end; returns what the three measurements need."""
     from connectors.local import start_local
 
@@ -53,7 +54,7 @@ def run(provider: str, *, overlap: dict, items: int, workers: int = 40, spammers
     items_path.write_text("".join(json.dumps(i) + "\n" for i in all_items), encoding="utf-8")
     update = {"name": f"bench-{provider}-{seed}-{abs(hash(json.dumps(overlap, sort_keys=True)))}-{bool(screening)}",
               "provider": provider, "items": str(items_path), "seed": seed, "budget": None,
-              "overlap": spec.overlap.model_copy(update=overlap)}
+              "overlap": spec.overlap.model_copy(update=overlap), "wave": wave}
     if screening:
         update["screening"] = {"test": screening}
     spec = spec.model_validate({**spec.model_dump(), **update})
@@ -80,7 +81,7 @@ def run(provider: str, *, overlap: dict, items: int, workers: int = 40, spammers
         trust = {r.worker_id: r for r in s.exec(select(WorkerScore).where(WorkerScore.campaign_id == c.id))}
         at_block = {a.worker_id: a.evidence for a in s.exec(select(WorkerAction).where(
             WorkerAction.campaign_id == c.id, WorkerAction.action == "block"))}
-    out = {"provider": provider, "seed": seed, "overlap": overlap, "assignments": accuracy["assignments"],
+    out = {"provider": provider, "seed": seed, "overlap": overlap, "wave": wave, "assignments": accuracy["assignments"],
            "ds_accuracy": accuracy["dawid_skene"], "mv_accuracy": accuracy["majority_vote"],
            "spammers": len(spam), "spammers_blocked": len(spam & blocked),
            "honest_blocked": len(honest & blocked)}
@@ -115,6 +116,7 @@ def main() -> None:
                     default=["adaptive", "fixed", "screening"])
     ap.add_argument("--min", type=int, default=3, help="adaptive overlap's minimum")
     ap.add_argument("--max", type=int, default=7, help="adaptive overlap's maximum, and the fixed overlap")
+    ap.add_argument("--wave", type=int, default=None, help="publish pages this many at a time (spec `wave`)")
     ap.add_argument("--step", type=int, default=STEP_S, help="simulated seconds between polls")
     ap.add_argument("--detail", action="store_true", help="add every worker's trust and evidence to each row")
     args = ap.parse_args()
@@ -131,7 +133,7 @@ def main() -> None:
                     continue
                 with tempfile.TemporaryDirectory() as tmp:
                     r = run(provider, overlap=overlap, items=args.items, seed=seed, screening=scr, work=Path(tmp),
-                          detail=args.detail, step=args.step)
+                          detail=args.detail, step=args.step, wave=args.wave)
                 r["run"] = label
                 rows.append(r)
                 print(json.dumps(r), flush=True)

@@ -33,7 +33,6 @@ from campaigns.models import (
     Judgement,
     LedgerEntry,
     Page,
-    PollCursor,
     Publication,
     Stage,
     Task,
@@ -327,7 +326,7 @@ def _add_tasks(store: Store, s, campaign: Campaign, stage: Stage, drafts: list[T
 def publish_new_pages(store: Store, conn: Connector, campaign: Campaign) -> int:
     """Publish every FFV page without a publication, then make each stage's fetch cursor follow
     the pages it has not finished (a cursor made before they existed would not know them)."""
-    from campaigns.launch import publish_stage
+    from campaigns.launch import follow_pages, publish_stage
 
     published = 0
     with store.session() as s:
@@ -339,19 +338,7 @@ def publish_new_pages(store: Store, conn: Connector, campaign: Campaign) -> int:
                                                                   Publication.id.is_(None))).one()
         if todo:
             published += publish_stage(store, conn, campaign.id, stage_name=stage.name).published
-        watch = getattr(conn, "watch", None)
-        if watch is None:
-            continue
-        with store.write() as s:
-            row = s.exec(select(PollCursor).where(PollCursor.stage_id == stage.id)).first()
-            if row is None or row.cursor is None:
-                continue  # a first fetch discovers every page of the batch
-            refs = s.exec(select(Publication.provider_ref).join(Page, Page.id == Publication.page_id)
-                          .where(Page.stage_id == stage.id, Page.status != "done")).all()
-            cursor = watch(row.cursor, sorted(refs))
-            if cursor != row.cursor:
-                row.cursor = cursor
-                s.add(row)
+        follow_pages(store, conn, stage)
     return published
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from sqlmodel import select
+from sqlmodel import func, select
 
 from campaigns import keys
 from campaigns.budget import guard_publish
@@ -22,9 +22,10 @@ from campaigns.checkpoints import checkpoint
 from campaigns.connect import connector_for
 from campaigns.errors import CrowdError
 from campaigns.loading import load_items
-from campaigns.models import Campaign, Item, Page, PollCursor, Publication, Stage, Task
+from campaigns.models import Assignment, Campaign, Item, Page, PollCursor, Publication, Stage, Task
 from campaigns.pools import screening_test
 from campaigns.spec import CampaignSpec
+from campaigns.specs import campaign_spec
 from campaigns.stages import StagePlan, batch_spec_for, first_stage, neutral_page, price_stage
 from campaigns.store import Store
 from connectors.base import BatchRef, Connector
@@ -95,7 +96,8 @@ def launch(spec: CampaignSpec, store: Store, *, spec_text: str, endpoint: str | 
         campaign_id = existing.id
         resumed = True
 
-    report = publish_stage(store, conn, campaign_id, stage_name=first_stage(spec).name, progress=progress)
+    report = publish_stage(store, conn, campaign_id, stage_name=first_stage(spec).name, progress=progress,
+                           until=spec.wave if spec.kind != "ffv" else None)
     report.resumed = resumed
     return report
 
@@ -144,8 +146,9 @@ def add_stage(s, campaign: Campaign, plan: StagePlan, reward: Decimal, item_ids:
 
 
 def publish_stage(store: Store, conn: Connector, campaign_id: int, *, stage_name: str,
-                  progress: Progress | None = None, chunk: int = 25) -> LaunchReport:
-    """Create the batch if needed and publish every page that has no publication yet."""
+                  progress: Progress | None = None, chunk: int = 25, until: int | None = None) -> LaunchReport:
+    """Create the batch if needed and publish every page that has no publication yet; with
+    ``until``, only as many (in page order) as bring the stage's published pages to ``until``."""
     with store.session() as s:
         campaign = s.get(Campaign, campaign_id)
         stage = s.exec(select(Stage).where(Stage.campaign_id == campaign_id, Stage.name == stage_name)).one()
@@ -154,6 +157,8 @@ def publish_stage(store: Store, conn: Connector, campaign_id: int, *, stage_name
         pages = s.exec(select(Page).where(Page.stage_id == stage.id).order_by(Page.id)).all()
         published_ids = set(s.exec(select(Publication.page_id).join(Page).where(Page.stage_id == stage.id)).all())
         todo = [p for p in pages if p.id not in published_ids]
+        if until is not None:
+            todo = todo[:max(0, until - len(published_ids))]
         task_rows = {t.key: t for t in s.exec(select(Task).where(Task.stage_id == stage.id)).all()}
         batch_ref = stage.batch_ref
     if batch_ref is None:
@@ -186,8 +191,50 @@ def publish_stage(store: Store, conn: Connector, campaign_id: int, *, stage_name
         if progress:
             progress("publish", done, len(todo))
     return LaunchReport(campaign_id=campaign_id, name=campaign.name, stage=stage.name, pages=len(pages),
-                        published=len(todo), already_published=len(pages) - len(todo),
+                        published=len(todo), already_published=len(published_ids),
                         reward_per_page=stage.reward,
                         forecast_total=forecast(len(pages), stage.assignments_per_page, stage.reward,
                                                 campaign.provider).total,
                         resumed=False, api_calls=dict(getattr(conn, "calls", {})))
+
+
+def follow_pages(store: Store, conn: Connector, stage: Stage) -> None:
+    """Make the stage's fetch cursor follow every page not yet done: a cursor made before a page
+    was published would not know it."""
+    watch = getattr(conn, "watch", None)
+    if watch is None:
+        return
+    with store.write() as s:
+        row = s.exec(select(PollCursor).where(PollCursor.stage_id == stage.id)).first()
+        if row is None or row.cursor is None:
+            return  # a first fetch discovers every page of the batch
+        refs = s.exec(select(Publication.provider_ref).join(Page, Page.id == Publication.page_id)
+                      .where(Page.stage_id == stage.id, Page.status != "done")).all()
+        cursor = watch(row.cursor, sorted(refs))
+        if cursor != row.cursor:
+            row.cursor = cursor
+            s.add(row)
+
+
+WAVE_READY = 0.8  # share of published pages with their minimum answers before the next wave
+
+
+def release_wave(store: Store, conn: Connector, campaign: Campaign, stage: Stage) -> int:
+    """With ``wave`` in the spec, publish the next wave of pages once most published ones have
+    their minimum answers; returns how many pages were published."""
+    spec = campaign_spec(campaign)
+    if spec.wave is None or stage.kind in ("find", "fix", "verify"):
+        return 0
+    with store.session() as s:
+        published = s.exec(select(Publication.page_id).join(Page).where(Page.stage_id == stage.id)).all()
+        total = s.exec(select(func.count()).select_from(Page).where(Page.stage_id == stage.id)).one()
+        answered = dict(s.exec(select(Assignment.page_id, func.count()).where(Assignment.stage_id == stage.id)
+                               .group_by(Assignment.page_id)).all())
+    if len(published) >= total:
+        return 0
+    ready = sum(answered.get(p, 0) >= spec.overlap.min for p in published)
+    if ready < WAVE_READY * len(published):
+        return 0
+    report = publish_stage(store, conn, campaign.id, stage_name=stage.name, until=len(published) + spec.wave)
+    follow_pages(store, conn, stage)
+    return report.published

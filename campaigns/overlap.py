@@ -6,18 +6,19 @@ and one more answer is the cheapest step that can settle a split vote; pages who
 cost nothing more.
 
 Confidence of an item is its posterior under Dawid-Skene's worker confusions, smoothed (the
-largest class probability of ``campaigns.labels.stage_fit``'s ``posterior``: every judgement of the
-stage so far, golden items pinned to their answers, workers not blocked). Smoothed because crowd-kit's
-own ``probas_`` is overconfident: on a benchmark run, items it put above 0.99 were 96% right, those
-the smoothed posterior put there 100% (benchmarks/RESULTS.md). Unlike the raw vote share it weighs a worker by how often they agree with the
-crowd, so two careful workers outvote a spammer, and a unanimous item answered by spammers is not
-"settled". An item with fewer unblocked answers than the minimum overlap counts as undecided. A
-page is extended when any real (non-golden) item is below the target: one unsettled item is
-enough to get its aggregate wrong. Because that rule alone would extend nearly every page, the
-stage's extra assignments are capped (``EXTRA_SHARE`` of the room between minimum and maximum,
-summed over the pages that have their minimum answers, so the room is paced with the work) and
-the pages with the most doubt go first: the sum of ``1 - confidence`` over their unsettled items,
-since one more answer on a page is an answer to each of its items.
+largest class probability of ``campaigns.labels.stage_fit``'s ``posterior``: every judgement of
+the stage so far, golden items pinned to their answers, workers not blocked). Smoothed because
+crowd-kit's own ``probas_`` is overconfident: on a benchmark run, items it put above 0.99 were 96%
+right, those the smoothed posterior put there 100% (benchmarks/RESULTS.md). Unlike the raw vote
+share it weighs a worker by how often they agree with the crowd, so two careful workers outvote a
+spammer, and a unanimous item answered by spammers is not "settled". An item with fewer unblocked
+answers than the minimum overlap counts as undecided. A page is extended when any real
+(non-golden) item is below the target: one unsettled item is enough to get its aggregate wrong.
+Because that rule alone would extend nearly every page, the stage's extra assignments are capped
+(``EXTRA_SHARE`` of the room between minimum and maximum, summed over the pages that have their
+minimum answers, so the room is paced with the work) and the pages with the most doubt go first:
+the sum of ``1 - confidence`` over their unsettled items, since one more answer on a page is an
+answer to each of its items.
 
 Idempotent extension: the intended new total is written first (``Page.assignments``, status
 ``extending``); then the marketplace's own count is read (``conn.page_assignments``) and only the

@@ -26,6 +26,7 @@ from campaigns.checkpoints import checkpoint
 from campaigns.connect import connector_for
 from campaigns.errors import CrowdError
 from campaigns.ingest import ingest
+from campaigns.launch import release_wave
 from campaigns.models import Campaign, PollCursor, Stage
 from campaigns.overlap import extend_pages
 from campaigns.quality import apply_quality
@@ -173,6 +174,7 @@ def poll_stage(store: Store, conn: Connector, campaign: Campaign, stage: Stage, 
     sp.bonuses = pay_bonuses(store, conn, campaign, stage).paid
     reopened = extend_pages(store, conn, campaign, stage)
     sp.extended = len(reopened)
+    release_wave(store, conn, campaign, stage)
     finished = [r for r in result.finished_pages if r not in reopened]
     sp.pages_done, sp.pages = refresh_pages(store, stage.id, finished_refs=finished)
     with store.session() as s:

@@ -161,6 +161,9 @@ class CampaignSpec(_Spec):
     keywords: list[str] = Field(default_factory=lambda: ["comparison", "rating", "AI"])
     instructions: str = ""
     page_size: int = Field(default=5, ge=1, le=50)
+    # publish pages this many at a time, the next wave once most of the last have their minimum
+    # answers: a fast spammer can then take only the pages there are before a poll blocks them
+    wave: int | None = Field(default=None, ge=1)
     overlap: Overlap = Field(default_factory=Overlap)
     golden: Golden = Field(default_factory=Golden)
     screening: Screening | None = None

@@ -192,3 +192,32 @@ def test_newer_action_supersedes_a_pending_retry(tmp_path):
         with store.session() as s:
             states = dict(s.exec(select(WorkerAction.idempotency_key, WorkerAction.state)).all())
         assert states == {"b": "superseded", "u": "failed"}  # never granted, so nothing to revoke
+
+
+@pytest.mark.parametrize("provider", ["mturk", "toloka"])
+def test_pages_go_out_in_waves_and_each_once(tmp_path, provider):
+    spec, truth = _campaign(tmp_path, provider, items=6, overlap={"min": 2, "max": 2}, wave=4)
+    store = open_store(f"sqlite:///{tmp_path / 'crowd.db'}")
+    with start_local(provider, workers=10, seed=4, oracle=pairwise_oracle(truth)) as mp:
+        report = launch(spec, store, spec_text=_spec_yaml(spec), endpoint=mp.url)
+        with store.session() as s:
+            total = s.exec(select(func.count()).select_from(Page)).one()
+        assert report.published == 4 and report.already_published == 0 and total > 8
+        seen = [4]
+        for _ in range(200):
+            mp.advance(600)
+            done = poll(store, spec.name, endpoint=mp.url).all_done
+            with store.session() as s:
+                seen.append(s.exec(select(func.count()).select_from(Publication)).one())
+            if done:
+                break
+        conn = make_connector(provider, "local", mp.url)
+        with store.session() as s:
+            refs = s.exec(select(Publication.provider_ref)).all()
+            campaign = s.exec(select(Campaign)).one()
+            got = dict(s.exec(select(Assignment.page_id, func.count()).group_by(Assignment.page_id)).all())
+        on_market = [conn.page_assignments(r) for r in refs]
+    assert campaign.status == "done" and len(refs) == len(set(refs)) == total
+    assert all(b - a in (0, 1, 2, 3, 4) for a, b in zip(seen, seen[1:], strict=False))  # a wave at a time
+    assert len(set(seen)) > 2, "more than one wave after the first"
+    assert on_market == [2] * total and set(got.values()) == {2}
