@@ -105,6 +105,7 @@ def _carry_out(conn: Connector, aid: str, provider_status: str, intent: str, mes
 
 def _book(store: Store, s, campaign: Campaign, stage: Stage, aid: str, worker: str, reward: Decimal,
           fee: Decimal) -> None:
+    store.lock_campaign(s, campaign.id)  # see bonuses._settle: budget checks must not see half of a move
     now = utcnow()
     rows = [dict(idempotency_key=keys.ledger_key(kind, campaign.provider, aid), campaign_id=campaign.id,
                  stage_id=stage.id, provider=campaign.provider, kind=kind, amount=amount, state="confirmed",

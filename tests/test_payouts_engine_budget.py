@@ -154,3 +154,41 @@ def test_bad_money_in_a_spec_fails_in_one_line(tmp_path, field, value, words):
         load_spec(spec)
     msg = str(err.value)
     assert "\n" not in msg and words in msg and key in msg
+
+
+def test_a_budget_check_never_sees_half_of_a_bonus_settling(db_url, monkeypatch):
+    """``spend_state`` reads spent and planned money in two statements. A bonus moving from planned
+    to confirmed between them must wait for the check's lock, or the check sees it in neither
+    (on PostgreSQL each statement sees what was committed before it) and books past the cap."""
+    from campaigns.bonuses import _settle
+
+    store = open_store(db_url)
+    with store.write() as s:
+        c = Campaign(name="tear", provider="mturk", environment="local", kind="pairwise", spec_yaml="{}",
+                     spec_hash="x", budget_cap=Decimal("1.00"))
+        s.add(c)
+        s.flush()
+        cid = c.id
+    reserve(store, cid, [[dict(idempotency_key="b1", provider="mturk", kind="bonus", amount=Decimal("0.20")),
+                          dict(idempotency_key="fee:b1", provider="mturk", kind="fee", amount=Decimal("0.04"))]],
+            scope="test")
+    real_sum = type(store).ledger_sum
+    calls = []
+
+    def ledger_sum(self, session, campaign_id, kinds=None, states=None):
+        out = real_sum(self, session, campaign_id, kinds, states)
+        calls.append(states)
+        if len(calls) == 1:  # between the two reads, another poller settles the bonus
+            t = threading.Thread(target=_settle, args=(store, cid, "b1", "confirmed", "ref"))
+            t.start()
+            t.join(timeout=1.0 if store.dialect == "postgresql" else 5.0)
+        return out
+
+    monkeypatch.setattr(type(store), "ledger_sum", ledger_sum)
+    if store.dialect == "sqlite":
+        pytest.skip("SQLite's single write lock already serialises the check and the settle")
+    with store.write() as s:
+        store.lock_campaign(s, cid)
+        state = spend_state(store, s, cid)
+    monkeypatch.setattr(type(store), "ledger_sum", real_sum)
+    assert state.spent + state.committed == Decimal("0.24")
