@@ -127,7 +127,7 @@ def reconcile(
                 reward = stage_of[sid].reward
                 report.provider_total += reward + schedule.assignment_fee(reward, n)
     if repair and (changes or inserts):
-        _apply(store, changes, inserts)
+        _apply(store, c.id, changes, inserts)
         for d in report.differences:
             d.repaired = True
     with store.session() as s:
@@ -252,9 +252,10 @@ def _found_pair(c, stage_id, worker, aid, entry: tuple[str, str, Decimal], fee: 
             dict(row, idempotency_key=fee[0], kind="fee", amount=fee[1])]
 
 
-def _apply(store: Store, changes: list[tuple[str, str]], inserts: list[dict[str, Any]]) -> None:
+def _apply(store: Store, campaign_id: int, changes: list[tuple[str, str]], inserts: list[dict[str, Any]]) -> None:
     now = utcnow()
     with store.write() as s:
+        store.lock_campaign(s, campaign_id)  # budget checks must not see a repair half done (bonuses._settle)
         wanted = dict(changes)
         for row in s.exec(select(LedgerEntry).where(LedgerEntry.idempotency_key.in_(list(wanted)))).all():
             row.state, row.updated_at = wanted[row.idempotency_key], now
