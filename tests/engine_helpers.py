@@ -61,7 +61,7 @@ def campaign_items(n: int = 4, responses: int = 2) -> list[dict[str, Any]]:
 
 
 def write_campaign(directory: Path, provider: str = "mturk", *, name: str = "engine", items: int = 4,
-                   features: bool = False) -> Path:
+                   features: bool = False, strict: bool = True) -> Path:
     """A small pairwise campaign (4 pairs + synthetic golden, 2 per page, overlap 2) whose strict
     quality policy blocks a worker after one wrong golden answer, so every step of a poll has work.
     ``features`` adds a wage top-up and a quality bonus, and adaptive overlap up to 3."""
@@ -72,11 +72,14 @@ def write_campaign(directory: Path, provider: str = "mturk", *, name: str = "eng
     pricing = ("{reward: 0.01, hourly_wage: 12.00, wage_topup: true, topup_after: 1}" if features
                else "{reward: 0.05}")
     bonus = ", quality_bonus: 0.01, trusted_above: 0.1" if features else ""
+    # strict: one wrong golden answer blocks a worker, so every step of a poll has work; with a
+    # crowd working in real time that can block everyone who answered a pair, leaving no result
+    policy = "block_below_trust: 0.8, min_evidence: 1" if strict else "block_below_trust: 0.35, min_evidence: 6"
     spec = directory / "spec.yaml"
     spec.write_text(
         f"name: {name}\nprovider: {provider}\nkind: pairwise\nitems: items.jsonl\npage_size: 2\n"
         f"overlap: {overlap}\ngolden: {{synthetic: true, rate: 0.3}}\npricing: {pricing}\n"
-        f"budget: {{cap: 5.00}}\nreview: {{reject_invalid: true, block_below_trust: 0.8, min_evidence: 1{bonus}}}\n"
+        f"budget: {{cap: 5.00}}\nreview: {{reject_invalid: true, {policy}{bonus}}}\n"
         f"exports: {{dir: {directory / 'exports'}}}\n",
         encoding="utf-8")
     return spec
