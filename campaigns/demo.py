@@ -24,6 +24,7 @@ from campaigns.launch import launch
 from campaigns.loading import load_spec
 from campaigns.models import Campaign, Page, Publication, Stage, Worker
 from campaigns.poll import poll
+from campaigns.pools import blocked_workers
 from campaigns.reports import costs
 from campaigns.store import open_store
 from connectors.factory import make_connector
@@ -249,7 +250,7 @@ def run_demo(*, provider: str = "mturk", kind: str = "pairwise", items: int | No
     cost = costs(store, spec.name)["campaigns"][0]
     with store.session() as s:
         campaign = s.exec(select(Campaign).where(Campaign.name == spec.name)).one()
-        blocked = set(s.exec(select(Worker.worker_id).where(Worker.provider == provider, Worker.blocked)).all())
+        blocked = blocked_workers(s, provider)
         seen = set(s.exec(select(Worker.worker_id).where(Worker.provider == provider)).all())
         published = len(s.exec(select(Publication.id).join(Page).join(Stage)
                                .where(Stage.campaign_id == campaign.id)).all())  # every stage's pages

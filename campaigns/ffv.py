@@ -36,9 +36,9 @@ from campaigns.models import (
     Publication,
     Stage,
     Task,
-    Worker,
     money_from_micros,
 )
+from campaigns.pools import blocked_workers
 from campaigns.spec import CampaignSpec
 from campaigns.specs import campaign_spec
 from campaigns.store import Store
@@ -77,8 +77,7 @@ def advance_items(store: Store, conn: Connector, campaign: Campaign) -> dict[str
     with store.write() as s:
         store.lock_campaign(s, campaign.id)
         items = list(s.exec(select(Item).where(Item.campaign_id == campaign.id).order_by(Item.id)).all())
-        blocked = set(s.exec(select(Worker.worker_id).where(Worker.provider == campaign.provider,
-                                                            Worker.blocked)).all())
+        blocked = blocked_workers(s, campaign.provider)
         drafts: dict[str, list[TaskDraft]] = defaultdict(list)
         for name in STAGES:
             waiting = {i.id: i for i in items if state_of(i) == name}

@@ -4,7 +4,8 @@ to their known answers, blocked workers left out of the fit.
 
 Trust scores (``campaigns.quality``) read its leave-one-out rows: does a worker agree with what
 the *others* say? Adaptive overlap (``campaigns.overlap``) reads its task posteriors: is an item
-settled? One fit for both, so the two can never disagree about what the crowd said.
+settled? Both read the same fit, made the same way. A poll fits twice, once for each: the
+quality step may block workers, and adaptive overlap must then fit without them.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from __future__ import annotations
 import pandas as pd
 from sqlmodel import select
 
-from campaigns.models import Campaign, Judgement, Stage, Task, Worker
+from campaigns.models import Campaign, Judgement, Stage, Task
+from campaigns.pools import blocked_workers
 from campaigns.store import Store
 from decomposition.aggregate import LabelFit, fit_labels
 
@@ -27,11 +29,6 @@ def label_of(value: dict | None) -> str | None:
         if isinstance(value.get(key), str):
             return value[key]
     return None
-
-
-def blocked_workers(store: Store, provider: str) -> set[str]:
-    with store.session() as s:
-        return set(s.exec(select(Worker.worker_id).where(Worker.provider == provider, Worker.blocked)).all())
 
 
 def stage_labels(store: Store, stage: Stage) -> tuple[pd.DataFrame, pd.Series, set[int]]:
@@ -53,8 +50,7 @@ def stage_fit(store: Store, stage: Stage, blocked: set[str] | None = None
     single label; the rows it was made from; the golden task ids)."""
     if blocked is None:
         with store.session() as s:
-            provider = s.get(Campaign, stage.campaign_id).provider
-        blocked = blocked_workers(store, provider)
+            blocked = blocked_workers(s, s.get(Campaign, stage.campaign_id).provider)
     rows, truth, golden = stage_labels(store, stage)
     fit_rows = rows[~rows["worker"].isin(list(blocked))]
     if fit_rows["worker"].nunique() < 3 or rows["label"].nunique() < 2:

@@ -33,8 +33,9 @@ from sqlmodel import func, select
 
 from campaigns.budget import check_spend
 from campaigns.checkpoints import checkpoint
-from campaigns.labels import blocked_workers, stage_fit
+from campaigns.labels import stage_fit
 from campaigns.models import Assignment, Campaign, Page, PollCursor, Publication, Stage, Task
+from campaigns.pools import blocked_workers
 from campaigns.specs import campaign_spec
 from campaigns.store import Store
 from connectors.base import Connector, ConnectorError
@@ -68,7 +69,8 @@ def item_confidence(fit: LabelFit | None, rows: pd.DataFrame, blocked: set[str],
 def item_confidences(store: Store, campaign: Campaign, stage: Stage, page_ids: list[int]) -> dict[int, list[float]]:
     """Per page, the confidence of each of its real (non-golden) items."""
     minimum = campaign_spec(campaign).overlap.min
-    blocked = blocked_workers(store, campaign.provider)
+    with store.session() as s:
+        blocked = blocked_workers(s, campaign.provider)
     fit, rows, _ = stage_fit(store, stage, blocked)
     with store.session() as s:
         real = s.exec(select(Task.page_id, Task.id).where(Task.page_id.in_(page_ids), Task.golden.is_(False))).all()

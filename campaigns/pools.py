@@ -122,3 +122,9 @@ def set_member(s, store: Store, provider: str, pool: str, worker_id: str, active
                                         PoolMember.worker_id == worker_id)).one()
     m.active, m.score = active, score
     s.add(m)
+
+
+def blocked_workers(s, provider: str) -> set[str]:
+    """Workers of ``provider`` the store has blocked, read in the caller's session (inside a write
+    transaction where the caller needs the set to stay consistent with what it writes)."""
+    return set(s.exec(select(Worker.worker_id).where(Worker.provider == provider, Worker.blocked)).all())

@@ -31,7 +31,7 @@ from sqlmodel import func, select
 from campaigns.checkpoints import checkpoint
 from campaigns.labels import agreement_counts, stage_fit
 from campaigns.models import Assignment, Campaign, Judgement, Page, Stage, Task, Worker, WorkerAction, WorkerScore
-from campaigns.pools import members, set_member, sync_screening
+from campaigns.pools import blocked_workers, members, set_member, sync_screening
 from campaigns.specs import campaign_spec
 from campaigns.stages import stage_kind
 from campaigns.store import Store
@@ -96,8 +96,7 @@ def worker_inputs(store: Store, campaign: Campaign) -> dict[str, TrustInputs]:
                        .join(Page, Page.id == Assignment.page_id)
                        .where(Assignment.stage_id.in_(in_campaign), Assignment.accepted_at.is_not(None),
                               Assignment.submitted_at.is_not(None))).all()
-        blocked = set(s.exec(select(Worker.worker_id).where(Worker.provider == campaign.provider,
-                                                            Worker.blocked)).all())
+        blocked = blocked_workers(s, campaign.provider)
         screening = dict(s.exec(select(Worker.worker_id, Worker.screening_score).where(
             Worker.provider == campaign.provider, Worker.screening_score.is_not(None))).all())
 
@@ -157,7 +156,7 @@ def apply_quality(store: Store, conn: Connector, campaign: Campaign, stage: Stag
     block_pool = spec.pools.blocked if review.block_via == "pool" else None
 
     with store.write() as s:
-        blocked = set(s.exec(select(Worker.worker_id).where(Worker.provider == provider, Worker.blocked)).all())
+        blocked = blocked_workers(s, provider)
         scores = {r.worker_id: r for r in s.exec(select(WorkerScore).where(WorkerScore.campaign_id == campaign.id))}
         for worker, x in inputs.items():
             sc = score(x, policy)

@@ -10,7 +10,8 @@ import pandas as pd
 from sqlmodel import select
 
 from campaigns.errors import CrowdError
-from campaigns.models import Assignment, Campaign, Item, Judgement, Stage, Task, Worker
+from campaigns.models import Assignment, Campaign, Item, Judgement, Stage, Task
+from campaigns.pools import blocked_workers
 from campaigns.stages import stage_kind
 from campaigns.store import Store
 
@@ -23,8 +24,7 @@ def judgement_frame(store: Store, stage: Stage, *, exclude_blocked: bool = True,
     kind = stage_kind(stage)
     with store.session() as s:
         provider = s.get(Campaign, stage.campaign_id).provider
-        blocked = set(s.exec(select(Worker.worker_id).where(Worker.provider == provider, Worker.blocked)).all()) \
-            if exclude_blocked else set()
+        blocked = blocked_workers(s, provider) if exclude_blocked else set()
         q = (select(Judgement, Task.payload, Task.golden).join(Task, Task.id == Judgement.task_id)
              .join(Assignment, Assignment.id == Judgement.assignment_pk)
              .where(Judgement.stage_id == stage.id, Judgement.valid, Assignment.review != "rejected"))
