@@ -5,8 +5,9 @@
 Three measurements on the local marketplaces with a simulated crowd of 40 workers, 25% spammers,
 on the pairwise example (synthetic golden at rate 0.2):
 1. blocking: spammers blocked / honest workers blocked (trust policy of the example spec);
-2. adaptive overlap (min 3, max 7, target posterior 0.97) against fixed overlap 7: aggregate
-   accuracy against the simulated truth, and assignments used;
+2. adaptive overlap (min 3, max 7, ``--target`` posterior, ``--share`` of the room for follow-up
+   pages) against fixed overlap 7: aggregate accuracy against the simulated truth, assignments
+   used, follow-up pages, and answers by a worker to a task they had answered before;
 3. screening (examples/screening/ranking.yaml, pass 75): main-page assignments by workers whose
    screening score is below the pass mark (or who have none) — must be 0 on both providers.
 
@@ -18,6 +19,7 @@ makes a seeded run repeat exactly.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import tempfile
@@ -31,7 +33,16 @@ from sqlmodel import func, select  # noqa: E402
 from campaigns.demo import _load_truth, _spec_yaml, pairwise_oracle  # noqa: E402
 from campaigns.launch import launch  # noqa: E402
 from campaigns.loading import load_spec  # noqa: E402
-from campaigns.models import Assignment, Campaign, Stage, Worker, WorkerAction, WorkerScore  # noqa: E402
+from campaigns.models import (  # noqa: E402
+    Assignment,
+    Campaign,
+    Judgement,
+    Page,
+    Stage,
+    Worker,
+    WorkerAction,
+    WorkerScore,
+)
 from campaigns.poll import poll  # noqa: E402
 from campaigns.results import pairwise_accuracy  # noqa: E402
 from campaigns.store import open_store  # noqa: E402
@@ -52,7 +63,8 @@ def run(provider: str, *, overlap: dict, items: int, workers: int = 40, spammers
     truth_by_id, truth_by_text = _load_truth(EXAMPLE, all_items)
     items_path = work / "items.jsonl"
     items_path.write_text("".join(json.dumps(i) + "\n" for i in all_items), encoding="utf-8")
-    update = {"name": f"bench-{provider}-{seed}-{abs(hash(json.dumps(overlap, sort_keys=True)))}-{bool(screening)}",
+    tag = hashlib.sha256(json.dumps(overlap, sort_keys=True).encode()).hexdigest()[:8]  # same name every run
+    update = {"name": f"bench-{provider}-{seed}-{tag}-{bool(screening)}",
               "provider": provider, "items": str(items_path), "seed": seed, "budget": None,
               "overlap": spec.overlap.model_copy(update=overlap), "wave": wave}
     if screening:
@@ -79,12 +91,17 @@ def run(provider: str, *, overlap: dict, items: int, workers: int = 40, spammers
         per_worker = dict(s.exec(select(Assignment.worker_id, func.count()).join(Stage)
                                  .where(Stage.campaign_id == c.id).group_by(Assignment.worker_id)).all())
         trust = {r.worker_id: r for r in s.exec(select(WorkerScore).where(WorkerScore.campaign_id == c.id))}
+        follow_ups = s.exec(select(func.count()).select_from(Page).join(Stage).where(
+            Stage.campaign_id == c.id, Page.follow_up)).one()
+        judged = s.exec(select(Judgement.task_id, Judgement.worker_id).join(Stage).where(
+            Stage.campaign_id == c.id)).all()
         at_block = {a.worker_id: a.evidence for a in s.exec(select(WorkerAction).where(
             WorkerAction.campaign_id == c.id, WorkerAction.action == "block"))}
     out = {"provider": provider, "seed": seed, "overlap": overlap, "wave": wave, "assignments": accuracy["assignments"],
            "ds_accuracy": accuracy["dawid_skene"], "mv_accuracy": accuracy["majority_vote"],
            "spammers": len(spam), "spammers_blocked": len(spam & blocked),
-           "honest_blocked": len(honest & blocked)}
+           "honest_blocked": len(honest & blocked), "follow_up_pages": follow_ups,
+           "repeat_answers": len(judged) - len(set(judged))}
     if detail:  # why each worker ended where they did
         out["workers"] = sorted(
             ({"worker": w, "spammer": sim[w].spammer, "accuracy": sim[w].accuracy, "blocked": w in blocked,
@@ -116,6 +133,7 @@ def main() -> None:
                     default=["adaptive", "fixed", "screening"])
     ap.add_argument("--min", type=int, default=3, help="adaptive overlap's minimum")
     ap.add_argument("--max", type=int, default=7, help="adaptive overlap's maximum, and the fixed overlap")
+    ap.add_argument("--share", type=float, default=0.5, help="adaptive overlap's extra_share")
     ap.add_argument("--wave", type=int, default=None, help="publish pages this many at a time (spec `wave`)")
     ap.add_argument("--step", type=int, default=STEP_S, help="simulated seconds between polls")
     ap.add_argument("--detail", action="store_true", help="add every worker's trust and evidence to each row")
@@ -125,7 +143,7 @@ def main() -> None:
     rows = []
     for provider in providers:
         for seed in args.seeds:
-            adaptive = {"min": args.min, "max": args.max, "target_agreement": args.target}
+            adaptive = {"min": args.min, "max": args.max, "target_agreement": args.target, "extra_share": args.share}
             fixed = {"min": args.max, "max": args.max}
             for label, overlap, scr in (("adaptive", adaptive, None), ("fixed", fixed, None),
                                         ("screening", adaptive, screening)):

@@ -25,7 +25,7 @@ from sqlmodel import Session, func, select
 from campaigns.errors import CrowdError
 from campaigns.models import Assignment, Campaign, LedgerEntry, Page, Stage
 from campaigns.store import Store
-from payouts.budget import BudgetCheck, check_budget
+from payouts.budget import BudgetCheck, affordable_pages, check_budget
 from payouts.fees import fee_schedule
 
 SPENT = ("sent", "confirmed")
@@ -96,6 +96,14 @@ def check_spend(store: Store, campaign_id: int, proposed: Decimal, scope: str) -
         store.lock_campaign(s, campaign_id)
         state = spend_state(store, s, campaign_id)
         return check_budget(state.cap, state.spent, state.committed, proposed, scope=scope)
+
+
+def pages_affordable(store: Store, campaign_id: int, cost_per_page: Decimal) -> int | None:
+    """How many more pages of ``cost_per_page`` fit under the campaign's cap (None: no cap)."""
+    with store.write() as s:
+        store.lock_campaign(s, campaign_id)
+        state = spend_state(store, s, campaign_id)
+    return affordable_pages(state.cap, state.spent, state.committed, cost_per_page)
 
 
 def guard_spend(store: Store, campaign_id: int, proposed: Decimal, scope: str) -> BudgetCheck:

@@ -33,12 +33,17 @@ def label_of(value: dict | None) -> str | None:
 
 def stage_labels(store: Store, stage: Stage) -> tuple[pd.DataFrame, pd.Series, set[int]]:
     """(``task, worker, label`` rows of the stage's valid labelled judgements, golden answers by
-    task id, ids of golden tasks)."""
+    task id, ids of golden tasks). A worker who met a task again on another page (golden tasks
+    repeat; adaptive overlap's follow-up pages) counts with their first answer only."""
     with store.session() as s:
         judged = s.exec(select(Judgement.task_id, Judgement.worker_id, Judgement.value)
-                        .where(Judgement.stage_id == stage.id, Judgement.valid)).all()
+                        .where(Judgement.stage_id == stage.id, Judgement.valid).order_by(Judgement.id)).all()
         golden = s.exec(select(Task.id, Task.golden_answer).where(Task.stage_id == stage.id, Task.golden)).all()
-    rows = [(t, w, lab) for t, w, v in judged if (lab := label_of(v)) is not None]
+    rows, seen = [], set()
+    for t, w, v in judged:
+        if (lab := label_of(v)) is not None and (t, w) not in seen:
+            seen.add((t, w))
+            rows.append((t, w, lab))
     truth = {t: lab for t, answer in golden if (lab := label_of(answer)) is not None}
     return (pd.DataFrame(rows, columns=["task", "worker", "label"]), pd.Series(truth, dtype=object),
             {t for t, _ in golden})

@@ -146,16 +146,21 @@ def add_stage(s, campaign: Campaign, plan: StagePlan, reward: Decimal, item_ids:
 
 
 def publish_stage(store: Store, conn: Connector, campaign_id: int, *, stage_name: str,
-                  progress: Progress | None = None, chunk: int = 25, until: int | None = None) -> LaunchReport:
-    """Create the batch if needed and publish every page that has no publication yet; with
-    ``until``, only as many (in page order) as bring the stage's published pages to ``until``."""
+                  progress: Progress | None = None, chunk: int = 25, until: int | None = None,
+                  page_ids: list[int] | None = None) -> LaunchReport:
+    """Create the batch if needed and publish every planned page that has no publication yet;
+    with ``until``, only as many (in page order) as bring the stage's published planned pages to
+    ``until``. With ``page_ids``, those pages instead (adaptive overlap's follow-up pages)."""
     with store.session() as s:
         campaign = s.get(Campaign, campaign_id)
         stage = s.exec(select(Stage).where(Stage.campaign_id == campaign_id, Stage.name == stage_name)).one()
     spec = batch_spec_for(campaign, stage, conn)
     with store.session() as s:
         pages = s.exec(select(Page).where(Page.stage_id == stage.id).order_by(Page.id)).all()
-        published_ids = set(s.exec(select(Publication.page_id).join(Page).where(Page.stage_id == stage.id)).all())
+        pages = [p for p in pages if p.id in page_ids] if page_ids is not None else [p for p in pages
+                                                                                     if not p.follow_up]
+        on_market = set(s.exec(select(Publication.page_id).join(Page).where(Page.stage_id == stage.id)).all())
+        published_ids = {p.id for p in pages if p.id in on_market}
         todo = [p for p in pages if p.id not in published_ids]
         if until is not None:
             todo = todo[:max(0, until - len(published_ids))]
@@ -226,8 +231,10 @@ def release_wave(store: Store, conn: Connector, campaign: Campaign, stage: Stage
     if spec.wave is None or stage.kind in ("find", "fix", "verify"):
         return 0
     with store.session() as s:
-        published = s.exec(select(Publication.page_id).join(Page).where(Page.stage_id == stage.id)).all()
-        total = s.exec(select(func.count()).select_from(Page).where(Page.stage_id == stage.id)).one()
+        published = s.exec(select(Publication.page_id).join(Page).where(Page.stage_id == stage.id,
+                                                                         Page.follow_up.is_(False))).all()
+        total = s.exec(select(func.count()).select_from(Page).where(Page.stage_id == stage.id,
+                                                                    Page.follow_up.is_(False))).one()
         answered = dict(s.exec(select(Assignment.page_id, func.count()).where(Assignment.stage_id == stage.id)
                                .group_by(Assignment.page_id)).all())
     if len(published) >= total:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, Column, DateTime, Text, UniqueConstraint, false
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -137,8 +137,10 @@ class Page(SQLModel, table=True):
     stage_id: int = Field(foreign_key="stages.id", index=True)
     page_key: str = Field(unique=True)
     task_keys: list = _json(list)
-    status: str = "planned"  # planned | published | done
+    status: str = "planned"  # planned | published | extending | done
     assignments: int = 1
+    # a follow-up page (adaptive overlap) asks again for items first shown on other pages
+    follow_up: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default=false()))
 
 
 class Publication(SQLModel, table=True):

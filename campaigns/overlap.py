@@ -1,57 +1,68 @@
-"""Adaptive overlap: every page starts at the spec's minimum overlap; a page whose answers are all
-in but whose items still disagree gets one more assignment, up to the maximum.
+"""Adaptive overlap: every item gets the stage's minimum overlap on its planned page; once every
+planned page has its answers, an item that is still unsettled is asked again on a *follow-up
+page*, one answer at a time, up to the maximum overlap.
 
-Why per page and one at a time: a page is what the marketplace hands out (a HIT, a task suite),
-and one more answer is the cheapest step that can settle a split vote; pages whose answers agree
-cost nothing more.
+Why follow-up pages, not more assignments on the item's own page: a page holds several items,
+and when one of them is unsettled the others mostly are not. One more assignment on the page
+(MTurk ``CreateAdditionalAssignmentsForHIT``, a Toloka overlap raise) buys an answer to each of
+them, most of which nobody needs; a follow-up page holds only unsettled items, so each assignment
+buys an answer to every item on it. The price: a marketplace cannot keep a worker who already
+answered an item off a new page, so a follow-up answer may come from the same worker twice; it is
+kept and paid like any, and the aggregate counts a worker's first answer to a task only
+(``campaigns.labels``, ``campaigns.results``).
 
-Confidence of an item is its posterior under Dawid-Skene's worker confusions, smoothed (the
-largest class probability of ``campaigns.labels.stage_fit``'s ``posterior``: every judgement of
-the stage so far, golden items pinned to their answers, workers not blocked). Smoothed because
-crowd-kit's own ``probas_`` is overconfident: on a benchmark run, items it put above 0.99 were 96%
-right, those the smoothed posterior put there 100% (benchmarks/RESULTS.md). Unlike the raw vote
-share it weighs a worker by how often they agree with the crowd, so two careful workers outvote a
-spammer, and a unanimous item answered by spammers is not "settled". An item with fewer unblocked
-answers than the minimum overlap counts as undecided. A page is extended when any real
-(non-golden) item is below the target: one unsettled item is enough to get its aggregate wrong.
-Because that rule alone would extend nearly every page, the stage's extra assignments are capped
-(``EXTRA_SHARE`` of the room between minimum and maximum, summed over the pages that have their
-minimum answers, so the room is paced with the work) and the pages with the most doubt go first:
-the sum of ``1 - confidence`` over their unsettled items, since one more answer on a page is an
-answer to each of its items.
+Why only after the planned pages: the follow-up answers are the ones that decide the hard items,
+and until the planned pages are done, fast spammers not yet blocked take a large share of
+whatever is published. By then every worker has been graded on the planned pages' golden tasks
+and most spammers are blocked, so follow-up pages carry no golden tasks of their own: a golden
+slot there would displace an answer to an item that needs one. Both choices were measured on
+the quality benchmark (benchmarks/RESULTS.md, "Worker quality, fourth pass").
 
-Idempotent extension: the intended new total is written first (``Page.assignments``, status
-``extending``); then the marketplace's own count is read (``conn.page_assignments``) and only the
-difference is asked for; only then is the page ``published`` again. A crash anywhere in between
-leaves an ``extending`` page that the next poll finishes without ever extending twice.
+Settled means: the item's posterior under Dawid-Skene's worker confusions, smoothed (the largest
+class probability of ``campaigns.labels.stage_fit``'s ``posterior``: every judgement of the stage
+so far, golden items pinned to their answers, blocked workers left out), reaches the spec's
+``overlap.target_agreement``. Smoothed because crowd-kit's own ``probas_`` is overconfident: on a
+benchmark run, items it put above 0.99 were 96% right, those the smoothed posterior put there
+100%. Unlike a raw vote share it weighs a worker by how often they agree with the crowd, so two
+careful workers outvote a spammer. An item with fewer unblocked answers than the minimum is
+unsettled whatever its votes say (its answers came from workers blocked since).
+
+How much extra work: capped at ``overlap.extra_share`` of the room between minimum and maximum,
+summed over the planned pages that got their minimum answers, least settled items first.
+Follow-up pages are filled to the stage's page size; a partly filled one goes out only once no
+other follow-up page waits for its answer, so that the stage can finish.
+
+Idempotent: follow-up pages are written first, with page keys numbered from the follow-up pages
+already written, then published with their idempotency keys like any page. A crash in between
+leaves written pages without a publication, which the next poll publishes; an item on a page
+still waiting for answers is never asked for again, so no item is asked for twice at once.
+
+Whole-page extension (``extend`` to a page's recorded ``assignments``) remains for Find-Fix-Verify,
+whose items are one per page (``campaigns.ffv`` writes the intent as an ``extending`` page): the
+intended total is written first, then the marketplace's own count is read and only the difference
+asked for, so a crash in between never extends twice.
 """
 
 from __future__ import annotations
 
+import math
+from collections import Counter
+
 import pandas as pd
 from sqlmodel import func, select
 
-from campaigns.budget import check_spend
+from campaigns import keys
+from campaigns.budget import pages_affordable, pages_cost
 from campaigns.checkpoints import checkpoint
 from campaigns.labels import stage_fit
+from campaigns.launch import follow_pages, publish_stage
 from campaigns.models import Assignment, Campaign, Page, PollCursor, Publication, Stage, Task
 from campaigns.pools import blocked_workers
 from campaigns.specs import campaign_spec
+from campaigns.stages import stage_shape
 from campaigns.store import Store
 from connectors.base import Connector, ConnectorError
 from decomposition.aggregate import LabelFit
-from payouts.fees import fee_schedule
-
-MTURK_FEE_STEP = 10  # MTurk cannot extend a HIT created with fewer than 10 assignments to 10 or more
-EXTRA_SHARE = 0.5  # of the stage's room between min and max overlap that extensions may use
-
-
-def max_overlap(campaign: Campaign, stage: Stage) -> int:
-    """The stage's maximum, kept under MTurk's 10-assignment step when the pages start below it."""
-    top = stage.max_assignments_per_page
-    if campaign.provider == "mturk" and stage.assignments_per_page < MTURK_FEE_STEP:
-        top = min(top, MTURK_FEE_STEP - 1)
-    return top
 
 
 def item_confidence(fit: LabelFit | None, rows: pd.DataFrame, blocked: set[str], minimum: int) -> dict[int, float]:
@@ -64,34 +75,6 @@ def item_confidence(fit: LabelFit | None, rows: pd.DataFrame, blocked: set[str],
     if fit is not None:
         out.update({int(t): float(p) for t, p in fit.posterior.max(axis=1).items() if int(t) in out})
     return {t: (p if counts.at[t, "n"] >= minimum else 0.0) for t, p in out.items()}
-
-
-def item_confidences(store: Store, campaign: Campaign, stage: Stage, page_ids: list[int]) -> dict[int, list[float]]:
-    """Per page, the confidence of each of its real (non-golden) items."""
-    minimum = campaign_spec(campaign).overlap.min
-    with store.session() as s:
-        blocked = blocked_workers(s, campaign.provider)
-    fit, rows, _ = stage_fit(store, stage, blocked)
-    with store.session() as s:
-        real = s.exec(select(Task.page_id, Task.id).where(Task.page_id.in_(page_ids), Task.golden.is_(False))).all()
-    confidence = item_confidence(fit, rows, blocked, minimum) if len(rows) else {}
-    out: dict[int, list[float]] = {pid: [] for pid in page_ids}
-    for page_id, task_id in real:
-        out[page_id].append(round(confidence.get(task_id, 0.0), 9))
-    return out
-
-
-def page_agreement(store: Store, campaign: Campaign, stage: Stage, page_ids: list[int]) -> dict[int, float]:
-    """Confidence per page: that of its least settled real item (1.0 for a page without real items)."""
-    return {pid: min(c, default=1.0) for pid, c in item_confidences(store, campaign, stage, page_ids).items()}
-
-
-def _budget_allows(store: Store, campaign: Campaign, stage: Stage, new_total: int) -> bool:
-    """May the campaign pay one more assignment (reward + fee at the page's new size)?"""
-    if campaign.budget_cap is None:
-        return True
-    cost = stage.reward + fee_schedule(campaign.provider).assignment_fee(stage.reward, new_total)
-    return check_spend(store, campaign.id, cost, scope="adaptive overlap").allowed
 
 
 def _push(store: Store, conn: Connector, stage: Stage, page_id: int, ref: str) -> bool:
@@ -119,43 +102,77 @@ def _push(store: Store, conn: Connector, stage: Stage, page_id: int, ref: str) -
     return True
 
 
-def extend_pages(store: Store, conn: Connector, campaign: Campaign, stage: Stage) -> list[str]:
-    """One adaptive-overlap step for a stage; returns the provider refs of pages extended now
+def finish_extensions(store: Store, conn: Connector, stage: Stage) -> list[str]:
+    """Carry out the stage's ``extending`` pages; returns the provider refs of those extended now
     (their earlier "finished" report from the marketplace no longer holds)."""
-    spec = campaign_spec(campaign)
-    top = max_overlap(campaign, stage)
     with store.session() as s:
-        refs = dict(s.exec(select(Publication.page_id, Publication.provider_ref).join(Page)
-                           .where(Page.stage_id == stage.id)).all())
-        pending = s.exec(select(Page.id).where(Page.stage_id == stage.id, Page.status == "extending")).all()
+        pending = s.exec(select(Page.id, Publication.provider_ref).join(Publication)
+                         .where(Page.stage_id == stage.id, Page.status == "extending")).all()
+    return [ref for page_id, ref in pending if _push(store, conn, stage, page_id, ref)]
+
+
+def _publish(store: Store, conn: Connector, campaign: Campaign, stage: Stage, page_ids: list[int]) -> int:
+    if not page_ids:
+        return 0
+    report = publish_stage(store, conn, campaign.id, stage_name=stage.name, page_ids=page_ids)
+    follow_pages(store, conn, stage)
+    return report.published
+
+
+def _waiting(page: Page, received: dict[int, int]) -> bool:
+    """Is the page still waiting for answers (or not yet published)?"""
+    return page.status != "done" and received.get(page.id, 0) < page.assignments
+
+
+def ask_again(store: Store, conn: Connector, campaign: Campaign, stage: Stage) -> int:
+    """One adaptive-overlap step for a stage: once every planned page has its answers, publish
+    follow-up pages for the unsettled items; returns how many follow-up pages were published."""
+    minimum, top = stage.assignments_per_page, stage.max_assignments_per_page
+    if top <= minimum:
+        return 0
+    spec = campaign_spec(campaign)
+    with store.session() as s:
+        pages = s.exec(select(Page).where(Page.stage_id == stage.id).order_by(Page.id)).all()
+        on_market = set(s.exec(select(Publication.page_id).join(Page).where(Page.stage_id == stage.id)).all())
         received = dict(s.exec(select(Assignment.page_id, func.count()).where(Assignment.stage_id == stage.id)
                                .group_by(Assignment.page_id)).all())
-        full = [p for p in s.exec(select(Page).where(Page.stage_id == stage.id, Page.status == "published",
-                                                     Page.assignments < top)).all()
-                if received.get(p.id, 0) >= p.assignments and p.id in refs]
-    extended = [refs[pid] for pid in pending if _push(store, conn, stage, pid, refs[pid])]
-    if not full:
-        return extended
-    conf = item_confidences(store, campaign, stage, [p.id for p in full])
-    agreement = {pid: min(c, default=1.0) for pid, c in conf.items()}
-    # what one more answer on the page can settle: the doubt summed over its unsettled items
-    doubt = {pid: sum(1 - x for x in c if x < spec.overlap.target_agreement) for pid, c in conf.items()}
+        real = dict(s.exec(select(Task.key, Task.id).where(Task.stage_id == stage.id, Task.golden.is_(False))).all())
+    published = _publish(store, conn, campaign, stage, [p.id for p in pages if p.follow_up and p.id not in on_market])
+    planned = [p for p in pages if not p.follow_up]
+    if any(_waiting(p, received) for p in planned):
+        return published
+
+    asked: Counter[str] = Counter()
+    waiting: set[str] = set()  # keys on a follow-up page still waiting for its answer
+    for p in pages:
+        asked.update({k: p.assignments for k in p.task_keys})
+        if _waiting(p, received):
+            waiting.update(p.task_keys)
     with store.session() as s:
-        pages, total = s.exec(select(func.count(), func.sum(Page.assignments)).where(Page.stage_id == stage.id)).one()
-    # paced: each page that has its minimum answers adds its share, so early pages cannot use up
-    # the room that pages finishing later may need more
-    ready = sum(1 for n in received.values() if n >= spec.overlap.min)
-    room = int(EXTRA_SHARE * ready * (top - spec.overlap.min)) - (total - pages * spec.overlap.min)
-    for page in sorted(full, key=lambda p: (-doubt[p.id], p.id)):
-        if room <= 0 or agreement[page.id] >= spec.overlap.target_agreement:
-            break
-        if not _budget_allows(store, campaign, stage, page.assignments + 1):
-            break
-        with store.write() as s:
-            row = s.get(Page, page.id)
-            row.assignments, row.status = page.assignments + 1, "extending"
-            s.add(row)
-        room -= 1
-        if _push(store, conn, stage, page.id, refs[page.id]):
-            extended.append(refs[page.id])
-    return extended
+        blocked = blocked_workers(s, campaign.provider)
+    fit, rows, _ = stage_fit(store, stage, blocked)
+    confidence = item_confidence(fit, rows, blocked, minimum) if len(rows) else {}
+    unsettled = sorted((confidence.get(t, 0.0), t, k) for k, t in real.items()
+                       if k not in waiting and asked[k] < top
+                       and confidence.get(t, 0.0) < spec.overlap.target_agreement)
+    ready = sum(received.get(p.id, 0) >= minimum for p in planned)
+    room = int(spec.overlap.extra_share * ready * (top - minimum)) - sum(p.assignments for p in pages if p.follow_up)
+    size = stage_shape(spec, stage.name)[0]
+    # full pages while others still wait for answers; the rest once none does, so the stage can end
+    count = len(unsettled) // size if waiting else math.ceil(len(unsettled) / size)
+    affordable = pages_affordable(store, campaign.id, pages_cost(campaign.provider, stage.reward, [1]))
+    count = min(count, room, count if affordable is None else affordable)
+    if count <= 0:
+        return published
+
+    start = sum(p.follow_up for p in pages)
+    with store.write() as s:
+        new = [Page(stage_id=stage.id, page_key=keys.short_id(campaign.name, stage.name, f"follow-up/{start + i}",
+                                                              prefix="pg"),
+                    task_keys=[k for _, _, k in unsettled[i * size:(i + 1) * size]], assignments=1, follow_up=True)
+               for i in range(count)]
+        s.add_all(new)
+        s.flush()
+        ids = [p.id for p in new]
+    checkpoint("overlap.follow_ups_written")
+    return published + _publish(store, conn, campaign, stage, ids)

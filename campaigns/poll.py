@@ -28,7 +28,7 @@ from campaigns.errors import CrowdError
 from campaigns.ingest import ingest
 from campaigns.launch import release_wave
 from campaigns.models import Campaign, PollCursor, Stage
-from campaigns.overlap import extend_pages
+from campaigns.overlap import ask_again, finish_extensions
 from campaigns.quality import apply_quality
 from campaigns.review import review_stage
 from campaigns.stages import advance, refresh_pages
@@ -48,7 +48,8 @@ class StagePoll:
     rejected: int = 0
     blocked: int = 0
     bonuses: int = 0
-    extended: int = 0  # pages given one more assignment (adaptive overlap)
+    extended: int = 0  # pages given more assignments (Find-Fix-Verify top-ups)
+    follow_ups: int = 0  # follow-up pages published for unsettled items (adaptive overlap)
     pages_done: int = 0
     pages: int = 0
     status: str = "open"
@@ -69,8 +70,9 @@ class PollReport:
             if s.skipped:
                 parts.append(f"{s.campaign}/{s.stage}: skipped ({s.skipped})")
             else:
+                asked = f", {s.follow_ups} follow-up pages" if s.follow_ups else ""
                 parts.append(f"{s.campaign}/{s.stage}: {s.new} new, {s.approved} approved, {s.rejected} rejected, "
-                             f"{s.blocked} blocked, pages {s.pages_done}/{s.pages}, {s.status}")
+                             f"{s.blocked} blocked{asked}, pages {s.pages_done}/{s.pages}, {s.status}")
         return "; ".join(parts)
 
 
@@ -172,8 +174,9 @@ def poll_stage(store: Store, conn: Connector, campaign: Campaign, stage: Stage, 
     sp.blocked = apply_quality(store, conn, campaign, stage)
     checkpoint("poll.quality")
     sp.bonuses = pay_bonuses(store, conn, campaign, stage).paid
-    reopened = extend_pages(store, conn, campaign, stage)
+    reopened = finish_extensions(store, conn, stage)
     sp.extended = len(reopened)
+    sp.follow_ups = ask_again(store, conn, campaign, stage)
     release_wave(store, conn, campaign, stage)
     finished = [r for r in result.finished_pages if r not in reopened]
     sp.pages_done, sp.pages = refresh_pages(store, stage.id, finished_refs=finished)

@@ -20,18 +20,21 @@ DEFAULT_METHOD = "ds"
 
 def judgement_frame(store: Store, stage: Stage, *, exclude_blocked: bool = True,
                     include_golden: bool = False) -> pd.DataFrame:
-    """One row per aggregation row of every valid judgement of the stage (``kind.rows`` + worker)."""
+    """One row per aggregation row of every valid judgement of the stage (``kind.rows`` + worker);
+    a worker who met a task on more than one page counts with their first answer only."""
     kind = stage_kind(stage)
     with store.session() as s:
         provider = s.get(Campaign, stage.campaign_id).provider
         blocked = blocked_workers(s, provider) if exclude_blocked else set()
         q = (select(Judgement, Task.payload, Task.golden).join(Task, Task.id == Judgement.task_id)
              .join(Assignment, Assignment.id == Judgement.assignment_pk)
-             .where(Judgement.stage_id == stage.id, Judgement.valid, Assignment.review != "rejected"))
-        rows = []
+             .where(Judgement.stage_id == stage.id, Judgement.valid, Assignment.review != "rejected")
+             .order_by(Judgement.id))
+        rows, seen = [], set()
         for j, payload, golden in s.exec(q).all():
-            if (golden and not include_golden) or j.worker_id in blocked:
+            if (golden and not include_golden) or j.worker_id in blocked or (j.task_id, j.worker_id) in seen:
                 continue
+            seen.add((j.task_id, j.worker_id))
             judgement = kind.parse(payload, _answer_of(j.value))
             for r in kind.rows(payload, judgement):
                 rows.append({**r, "worker": j.worker_id})

@@ -117,12 +117,15 @@ class Review(_Spec):
 
 
 class Overlap(_Spec):
-    """Assignments per page; adaptive overlap grows from ``min`` to ``max`` where items are unsettled."""
+    """Answers per item; adaptive overlap asks unsettled items again, from ``min`` up to ``max``."""
 
     min: int = Field(default=3, ge=1)
     max: int | None = Field(default=None, ge=1)
-    # the posterior an item's likeliest label must reach (campaigns.overlap); below it the page gets more
+    # the posterior an item's likeliest label must reach (campaigns.overlap); below it, it is asked again
     target_agreement: float = Field(default=0.9, gt=0.0, le=1.0)
+    # the share of the room between min and max that follow-up answers may use: a stage costs at
+    # most min + extra_share * (max - min) assignments per page
+    extra_share: float = Field(default=0.5, ge=0.0, le=1.0)
 
     @model_validator(mode="after")
     def _order(self) -> Overlap:

@@ -154,7 +154,7 @@ def neutral_page(campaign: Campaign, stage: Stage, page: Page, tasks: list[Task]
                       known_answer=t.golden_answer if t.golden else None)
              for t in tasks]
     return NeutralPage(page_id=page.page_key, idempotency_key=keys.page_key(campaign.name, stage.name, page.page_key),
-                       items=items)
+                       items=items, assignments=page.assignments)
 
 
 def batch_spec_for(campaign: Campaign, stage: Stage, conn: Connector) -> BatchSpec:

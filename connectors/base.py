@@ -104,6 +104,7 @@ class Page(_Model):
     page_id: str
     idempotency_key: str
     items: list[PageItem]
+    assignments: int | None = Field(default=None, ge=1)  # None: the batch's ``assignments_per_page``
 
 
 class PoolSpec(_Model):

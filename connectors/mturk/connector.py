@@ -350,7 +350,7 @@ class MTurkConnector:
 
     def _publish_one(self, batch: BatchRef, spec: BatchSpec, page: Page) -> PublishedPage:
         note = annotation(page)
-        assignments = spec.assignments_per_page
+        assignments = page.assignments or spec.assignments_per_page
         params = dict(HITTypeId=batch.ref, MaxAssignments=assignments, LifetimeInSeconds=spec.lifetime_s,
                       Question=self._question(page, spec), RequesterAnnotation=note,
                       UniqueRequestToken=request_token(page.idempotency_key))

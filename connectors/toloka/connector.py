@@ -444,7 +444,7 @@ class TolokaConnector:
             suites = [
                 tc.TaskSuite(
                     pool_id=pool_id,
-                    overlap=spec.assignments_per_page,
+                    overlap=page.assignments or spec.assignments_per_page,
                     tasks=[
                         tc.task.BaseTask(
                             input_values=forms.input_values(item, page.page_id),
@@ -466,6 +466,7 @@ class TolokaConnector:
             op = self._call("publish", lambda: self.client.wait_operation(op, disable_progress=True))
             created = True
         log = self._call("publish", lambda: self.client.get_operation_log(op.id))
+        overlap = {p.page_id: p.assignments or spec.assignments_per_page for p in chunk}
         out: dict[str, PublishedPage] = {}
         for item in log:
             if not item.success:
@@ -482,7 +483,7 @@ class TolokaConnector:
                 page_id=page_id,
                 provider_ref=item.output["task_suite_id"],
                 created=created,
-                assignments=spec.assignments_per_page,
+                assignments=overlap[page_id],
             )
         return out
 
