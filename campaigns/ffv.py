@@ -159,7 +159,7 @@ def _top_up(s, campaign: Campaign, stage: Stage, tasks: list[Task], answers, min
             ctx: dict | None) -> bool:
     """Ask for more assignments on pages where a task of the item has fewer usable answers than
     ``minimum`` (Verify: not counting the patch's own writers), up to twice the stage's overlap.
-    Only the intent is written (``extending``); the poll's ``overlap.extend_pages`` carries it out
+    Only the intent is written (``extending``); the poll's ``overlap.finish_extensions`` carries it out
     once on the marketplace. True when the item has to wait for it."""
     cap = 2 * stage.assignments_per_page
     if campaign.provider == "mturk" and stage.assignments_per_page < 10:

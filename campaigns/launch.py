@@ -26,7 +26,7 @@ from campaigns.models import Assignment, Campaign, Item, Page, PollCursor, Publi
 from campaigns.pools import screening_test
 from campaigns.spec import CampaignSpec
 from campaigns.specs import campaign_spec
-from campaigns.stages import StagePlan, batch_spec_for, first_stage, neutral_page, price_stage
+from campaigns.stages import StagePlan, batch_spec_for, first_stage, follow_up_room, neutral_page, price_stage
 from campaigns.store import Store
 from connectors.base import BatchRef, Connector
 from payouts.budget import check_budget
@@ -197,10 +197,17 @@ def publish_stage(store: Store, conn: Connector, campaign_id: int, *, stage_name
             progress("publish", done, len(todo))
     return LaunchReport(campaign_id=campaign_id, name=campaign.name, stage=stage.name, pages=len(pages),
                         published=len(todo), already_published=len(published_ids),
-                        reward_per_page=stage.reward,
-                        forecast_total=forecast(len(pages), stage.assignments_per_page, stage.reward,
-                                                campaign.provider).total,
+                        reward_per_page=stage.reward, forecast_total=stage_forecast(campaign, stage, len(pages)),
                         resumed=False, api_calls=dict(getattr(conn, "calls", {})))
+
+
+def stage_forecast(campaign: Campaign, stage: Stage, pages: int) -> Decimal:
+    """What a stage of ``pages`` planned pages costs at most: every page at its minimum overlap,
+    and every follow-up page adaptive overlap may add."""
+    extra = follow_up_room(campaign_spec(campaign), pages, stage.assignments_per_page,
+                           stage.max_assignments_per_page)
+    cost = forecast(pages, stage.assignments_per_page, stage.reward, campaign.provider)
+    return (cost + forecast(extra, 1, stage.reward, campaign.provider)).total
 
 
 def follow_pages(store: Store, conn: Connector, stage: Stage) -> None:

@@ -59,7 +59,7 @@ from campaigns.launch import follow_pages, publish_stage
 from campaigns.models import Assignment, Campaign, Page, PollCursor, Publication, Stage, Task
 from campaigns.pools import blocked_workers
 from campaigns.specs import campaign_spec
-from campaigns.stages import stage_shape
+from campaigns.stages import follow_up_room, stage_shape
 from campaigns.store import Store
 from connectors.base import Connector, ConnectorError
 from decomposition.aggregate import LabelFit
@@ -156,7 +156,7 @@ def ask_again(store: Store, conn: Connector, campaign: Campaign, stage: Stage) -
                        if k not in waiting and asked[k] < top
                        and confidence.get(t, 0.0) < spec.overlap.target_agreement)
     ready = sum(received.get(p.id, 0) >= minimum for p in planned)
-    room = int(spec.overlap.extra_share * ready * (top - minimum)) - sum(p.assignments for p in pages if p.follow_up)
+    room = follow_up_room(spec, ready, minimum, top) - sum(p.assignments for p in pages if p.follow_up)
     size = stage_shape(spec, stage.name)[0]
     # full pages while others still wait for answers; the rest once none does, so the stage can end
     count = len(unsettled) // size if waiting else math.ceil(len(unsettled) / size)

@@ -71,10 +71,13 @@ def costs(store: Store, campaign: str | None = None, *, by: str = "campaign", pl
 
 def _campaign_summary(s, c: Campaign, store: Store) -> dict:
     """Spent (ledger sent/confirmed), committed (queued bonuses, published slots and unreviewed
-    work, as the budget cap counts it), forecast to completion (+ pages not yet published),
+    work, as the budget cap counts it), forecast to completion (+ pages not yet published and the
+    follow-up pages adaptive overlap may still add to an unfinished stage),
     budget left, cost per item and per aggregated label, and the measured hourly wage."""
     from campaigns.bonuses import measured_wage
     from campaigns.budget import pages_cost, spend_state
+    from campaigns.specs import campaign_spec
+    from campaigns.stages import follow_up_room
 
     spent = {k: Decimal("0.00") for k in ("reward", "bonus", "fee")}
     for e in s.exec(select(LedgerEntry).where(LedgerEntry.campaign_id == c.id,
@@ -88,6 +91,14 @@ def _campaign_summary(s, c: Campaign, store: Store) -> dict:
     for st in stages:
         counts = s.exec(select(Page.assignments).where(Page.stage_id == st.id, Page.status == "planned")).all()
         unpublished += pages_cost(c.provider, st.reward, list(counts))
+        if st.status != "done":
+            planned = s.exec(select(func.count()).select_from(Page).where(
+                Page.stage_id == st.id, Page.follow_up.is_(False))).one()
+            follow_ups = s.exec(select(func.coalesce(func.sum(Page.assignments), 0)).where(
+                Page.stage_id == st.id, Page.follow_up)).one()
+            room = follow_up_room(campaign_spec(c), planned, st.assignments_per_page,
+                                  st.max_assignments_per_page) - follow_ups
+            unpublished += pages_cost(c.provider, st.reward, [1] * max(room, 0))
         wage, median, timed = measured_wage(store, st)
         wages.append({"stage": st.name, "reward_per_page": st.reward, "median_seconds_per_page": median,
                       "assignments_timed": timed, "effective_hourly_wage": wage})

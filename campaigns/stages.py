@@ -130,6 +130,12 @@ def stage_shape(spec: CampaignSpec, name: str) -> tuple[int, int, int]:
     return page_size, overlap, max(overlap, spec.overlap.max or overlap)
 
 
+def follow_up_room(spec: CampaignSpec, pages: int, minimum: int, maximum: int) -> int:
+    """The most follow-up pages (one assignment each) adaptive overlap may add to a stage of
+    ``pages`` planned pages: ``extra_share`` of the room between minimum and maximum overlap."""
+    return int(spec.overlap.extra_share * pages * (maximum - minimum)) if maximum > minimum else 0
+
+
 def first_stage(spec: CampaignSpec) -> StageDef:
     return StageDef(name="compare" if spec.kind in ("pairwise", "listwise") else "find",
                     kind=spec.kind if spec.kind != "ffv" else "find", spec=spec)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import func, select
 
+from campaigns import overlap
 from campaigns.demo import _load_truth, _spec_yaml, pairwise_oracle
 from campaigns.errors import CrowdError
 from campaigns.labels import stage_labels
@@ -32,10 +33,12 @@ from campaigns.models import (
 from campaigns.overlap import finish_extensions
 from campaigns.poll import poll
 from campaigns.quality import carry_out_actions, plan_action
+from campaigns.reports import costs
 from campaigns.store import open_store
 from connectors.base import ConnectorError, PoolSpec
 from connectors.factory import make_connector
 from connectors.local import start_local
+from payouts.pricing import forecast
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "pairwise"
@@ -115,11 +118,26 @@ def test_bad_screening_file_refuses_launch_before_writing(tmp_path):
 
 
 @pytest.mark.parametrize("provider", ["mturk", "toloka"])
-def test_adaptive_overlap_asks_unsettled_items_again_on_follow_up_pages(tmp_path, provider):
+def test_adaptive_overlap_asks_unsettled_items_again_on_follow_up_pages(tmp_path, provider, monkeypatch):
     spec, truth = _campaign(tmp_path, provider, items=6, overlap={"min": 3, "max": 7, "target_agreement": 0.9})
     store = open_store(f"sqlite:///{tmp_path / 'crowd.db'}")
+    judged_at: list[dict[int, float]] = []  # what each adaptive-overlap step read: confidence per task id
+
+    original = overlap.item_confidence
+
+    def recording(*args, **kwargs):
+        judged_at.append(original(*args, **kwargs))
+        return judged_at[-1]
+
+    monkeypatch.setattr(overlap, "item_confidence", recording)
+    asked_when: dict[int, dict[int, float]] = {}  # follow-up page id -> the confidences it was made from
     with start_local(provider, workers=16, spammers=0.25, seed=2, oracle=pairwise_oracle(truth)) as mp:
-        launch(spec, store, spec_text=_spec_yaml(spec), endpoint=mp.url)
+        report = launch(spec, store, spec_text=_spec_yaml(spec), endpoint=mp.url)
+        # the forecast covers every follow-up page adaptive overlap may add: half the room of 3..7
+        room = report.pages * 4 // 2
+        assert report.forecast_total == (forecast(report.pages, 3, report.reward_per_page, provider)
+                                         + forecast(room, 1, report.reward_per_page, provider)).total
+        assert costs(store, spec.name)["campaigns"][0]["forecast_total"] == report.forecast_total
         for _ in range(200):
             mp.advance(600)
             done = poll(store, spec.name, endpoint=mp.url).all_done
@@ -128,25 +146,30 @@ def test_adaptive_overlap_asks_unsettled_items_again_on_follow_up_pages(tmp_path
                 got = dict(s.exec(select(Assignment.page_id, func.count()).group_by(Assignment.page_id)).all())
             if any(p.follow_up for p in pages):  # only once every planned page has its answers
                 assert all(got.get(p.id, 0) >= p.assignments for p in pages if not p.follow_up)
+            asked_when.update({p.id: judged_at[-1] for p in pages if p.follow_up and p.id not in asked_when})
             if done:
                 break
         conn = make_connector(provider, "local", mp.url)
         with store.session() as s:
             stage = s.exec(select(Stage)).one()
             golden = set(s.exec(select(Task.key).where(Task.golden)).all())
-            real = set(s.exec(select(Task.key).where(Task.golden.is_(False))).all())
+            real = dict(s.exec(select(Task.key, Task.id).where(Task.golden.is_(False))).all())
             refs = dict(s.exec(select(Publication.page_id, Publication.provider_ref)).all())
             judged = s.exec(select(Judgement.task_id, Judgement.worker_id).where(Judgement.valid)).all()
         on_market = {p.id: conn.page_assignments(refs[p.id]) for p in pages}
     assert done
     follow_ups = [p for p in pages if p.follow_up]
     assert follow_ups, "a crowd with 25% spammers leaves items unsettled at 3 answers"
-    assert all(p.assignments == 1 and 1 <= len(p.task_keys) <= 5 and set(p.task_keys) <= real for p in follow_ups)
+    assert all(p.assignments == 1 and 1 <= len(p.task_keys) <= 5 and set(p.task_keys) <= set(real) for p in follow_ups)
     assert not any(set(p.task_keys) & golden for p in follow_ups)
-    asked = {k: sum(p.assignments for p in pages if k in p.task_keys) for k in real}
-    assert max(asked.values()) <= 7 and min(asked.values()) == 3, "settled items cost nothing more"
+    # only items below target when the page was made are asked again, and none past the maximum
+    assert all(asked_when[p.id].get(real[k], 0.0) < 0.9 for p in follow_ups for k in p.task_keys)
+    assert max(sum(p.assignments for p in pages if k in p.task_keys) for k in real) <= 7
     # every page, follow-up or not, is on the marketplace once, with every assignment fetched once
     assert len(set(refs.values())) == len(pages) and all(on_market[p.id] == p.assignments == got[p.id] for p in pages)
+    # once the stage is done, nothing more is to come: the forecast is what was spent
+    summary = costs(store, spec.name)["campaigns"][0]
+    assert summary["forecast_total"] == summary["spent"]["total"] <= report.forecast_total
     # a worker who met a task twice (golden tasks repeat; follow-up pages) counts once
     assert len(judged) > len(set(judged))
     rows, _, _ = stage_labels(store, stage)
