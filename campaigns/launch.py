@@ -233,7 +233,8 @@ WAVE_READY = 0.8  # share of published pages with their minimum answers before t
 
 def release_wave(store: Store, conn: Connector, campaign: Campaign, stage: Stage) -> int:
     """With ``wave`` in the spec, publish the next wave of pages once most published ones have
-    their minimum answers; returns how many pages were published."""
+    the stage's minimum answers (its own overlap, which a ``stages:`` entry may set); returns how
+    many pages were published."""
     spec = campaign_spec(campaign)
     if spec.wave is None or stage.kind in ("find", "fix", "verify"):
         return 0
@@ -246,7 +247,7 @@ def release_wave(store: Store, conn: Connector, campaign: Campaign, stage: Stage
                                .group_by(Assignment.page_id)).all())
     if len(published) >= total:
         return 0
-    ready = sum(answered.get(p, 0) >= spec.overlap.min for p in published)
+    ready = sum(answered.get(p, 0) >= stage.assignments_per_page for p in published)
     if ready < WAVE_READY * len(published):
         return 0
     report = publish_stage(store, conn, campaign.id, stage_name=stage.name, until=len(published) + spec.wave)

@@ -250,9 +250,14 @@ def test_newer_action_supersedes_a_pending_retry(tmp_path):
         assert states == {"b": "superseded", "u": "failed"}  # never granted, so nothing to revoke
 
 
-@pytest.mark.parametrize("provider", ["mturk", "toloka"])
-def test_pages_go_out_in_waves_and_each_once(tmp_path, provider):
-    spec, truth = _campaign(tmp_path, provider, items=6, overlap={"min": 2, "max": 2}, wave=4)
+@pytest.mark.parametrize(("provider", "shape"), [
+    ("mturk", {"overlap": {"min": 2, "max": 2}}),
+    ("toloka", {"overlap": {"min": 2, "max": 2}}),
+    # the stage's own overlap decides when a wave is answered, not the campaign-wide minimum
+    ("mturk", {"overlap": {"min": 5}, "stages": {"compare": {"overlap": 2}}}),
+])
+def test_pages_go_out_in_waves_and_each_once(tmp_path, provider, shape):
+    spec, truth = _campaign(tmp_path, provider, items=6, wave=4, **shape)
     store = open_store(f"sqlite:///{tmp_path / 'crowd.db'}")
     with start_local(provider, workers=10, seed=4, oracle=pairwise_oracle(truth)) as mp:
         report = launch(spec, store, spec_text=_spec_yaml(spec), endpoint=mp.url)
