@@ -4,10 +4,12 @@
 
 Three measurements on the local marketplaces with a simulated crowd of 40 workers, 25% spammers,
 on the pairwise example (synthetic golden at rate 0.2):
-1. blocking: spammers blocked / honest workers blocked (trust policy of the example spec);
+1. blocking: spammers blocked / honest workers blocked at the end, honest workers ever blocked, and
+   blocks the policy undid on later evidence (trust policy of the example spec);
 2. adaptive overlap (min 3, max 7, ``--target`` posterior, ``--share`` of the room for follow-up
-   pages) against fixed overlap 7: aggregate accuracy against the simulated truth, assignments
-   used, follow-up pages, and answers by a worker to a task they had answered before;
+   pages, ``--follow-up-workers`` trusted or anyone) against fixed overlap 7: aggregate accuracy
+   against the simulated truth, assignments used, follow-up pages, and answers by a worker to a
+   task they had answered before;
 3. screening (examples/screening/ranking.yaml, pass 75): main-page assignments by workers whose
    screening score is below the pass mark (or who have none) — must be 0 on both providers.
 
@@ -97,10 +99,14 @@ def run(provider: str, *, overlap: dict, items: int, workers: int = 40, spammers
             Stage.campaign_id == c.id)).all()
         at_block = {a.worker_id: a.evidence for a in s.exec(select(WorkerAction).where(
             WorkerAction.campaign_id == c.id, WorkerAction.action == "block"))}
+        unblocked = set(s.exec(select(WorkerAction.worker_id).where(
+            WorkerAction.campaign_id == c.id, WorkerAction.action == "unblock", WorkerAction.state == "done")).all())
     out = {"provider": provider, "seed": seed, "overlap": overlap, "wave": wave, "assignments": accuracy["assignments"],
            "ds_accuracy": accuracy["dawid_skene"], "mv_accuracy": accuracy["majority_vote"],
            "spammers": len(spam), "spammers_blocked": len(spam & blocked),
-           "honest_blocked": len(honest & blocked), "follow_up_pages": follow_ups,
+           "honest_blocked": len(honest & blocked), "honest_ever_blocked": len(honest & set(at_block)),
+           "spammers_unblocked": len(spam & unblocked), "honest_unblocked": len(honest & unblocked),
+           "follow_up_pages": follow_ups,
            "repeat_answers": len(judged) - len(set(judged))}
     if detail:  # why each worker ended where they did
         out["workers"] = sorted(
@@ -134,6 +140,8 @@ def main() -> None:
     ap.add_argument("--min", type=int, default=3, help="adaptive overlap's minimum")
     ap.add_argument("--max", type=int, default=7, help="adaptive overlap's maximum, and the fixed overlap")
     ap.add_argument("--share", type=float, default=0.5, help="adaptive overlap's extra_share")
+    ap.add_argument("--follow-up-workers", default="trusted", choices=["trusted", "anyone"],
+                    help="who may answer adaptive overlap's follow-up pages (spec overlap.follow_up_workers)")
     ap.add_argument("--wave", type=int, default=None, help="publish pages this many at a time (spec `wave`)")
     ap.add_argument("--step", type=int, default=STEP_S, help="simulated seconds between polls")
     ap.add_argument("--detail", action="store_true", help="add every worker's trust and evidence to each row")
@@ -143,7 +151,8 @@ def main() -> None:
     rows = []
     for provider in providers:
         for seed in args.seeds:
-            adaptive = {"min": args.min, "max": args.max, "target_agreement": args.target, "extra_share": args.share}
+            adaptive = {"min": args.min, "max": args.max, "target_agreement": args.target, "extra_share": args.share,
+                        "follow_up_workers": args.follow_up_workers}
             fixed = {"min": args.max, "max": args.max}
             for label, overlap, scr in (("adaptive", adaptive, None), ("fixed", fixed, None),
                                         ("screening", adaptive, screening)):

@@ -67,6 +67,15 @@ def requirements_for(campaign: Campaign, stage_name: str, conn: Connector) -> li
     return out
 
 
+def follow_up_pool(campaign: Campaign) -> str | None:
+    """The pool adaptive overlap's follow-up pages are for (the spec's trusted pool), or None when
+    anyone the stage admits may answer them."""
+    spec = campaign_spec(campaign)
+    if spec.overlap.follow_up_workers != "trusted" or spec.review.trusted_above is None:
+        return None
+    return spec.pools.trusted
+
+
 def sync_screening(store: Store, conn: Connector, campaign: Campaign, *, force: bool = False) -> int:
     """Read the screening test's grades from the marketplace into the store: ``Worker.screening_score``
     and membership of the spec's screening pool (active when passed). Only asks the marketplace

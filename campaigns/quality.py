@@ -17,6 +17,16 @@ Evidence per worker (see ``payouts.trust`` for how it is combined):
 Every action is a ``WorkerAction`` row with its evidence, written before the marketplace call and
 retried on the next poll if the marketplace refused it; a newer action on the same worker and
 pool supersedes an older one still pending, so an undo is never overtaken by a stale retry.
+
+A block this campaign's policy made is reconsidered at every poll, because its evidence keeps
+changing after it: agreement is re-read against a consensus that improves as spammers leave it,
+and early on, with a few answers per item and spammers not yet blocked, that consensus is wrong
+often enough to make an honest worker look like a clicker (benchmarks/RESULTS.md: two workers of
+81% and 83% accuracy blocked after 2 pages, whose agreement later read 0.80 and 0.83). When the
+posterior mean is back at or above ``block_below_trust`` (the best estimate is no longer below the
+line; the block needed even the optimistic bound below it, and the gap between the two keeps a
+borderline worker from flapping), the policy unblocks, once per worker and campaign; a second
+block after that stands. An operator's block or unblock is never reconsidered.
 """
 
 from __future__ import annotations
@@ -129,10 +139,22 @@ def worker_inputs(store: Store, campaign: Campaign) -> dict[str, TrustInputs]:
 
 
 def _evidence(x: TrustInputs, sc: TrustScore, reason: str) -> dict[str, Any]:
-    return {"trust": sc.trust, "lower": sc.lower, "upper": sc.upper, "flags": sc.flags,
+    return {"by": "policy", "trust": sc.trust, "lower": sc.lower, "upper": sc.upper, "flags": sc.flags,
             "golden_correct": x.golden_correct, "golden_total": x.golden_total, "agreement": x.agreement,
             "agreement_tasks": x.agreement_tasks, "screening_score": x.screening_score,
             "evidence_total": sc.evidence.total, "reason": reason}
+
+
+def policy_blocks(s, provider: str, campaign_id: int) -> dict[str, WorkerAction]:
+    """Per worker whose block in force was made by this campaign's trust policy, that block action
+    (read in the caller's session): the blocks the policy may reconsider."""
+    last: dict[str, WorkerAction] = {}
+    for act in s.exec(select(WorkerAction).where(WorkerAction.provider == provider, WorkerAction.state == "done",
+                                                 WorkerAction.action.in_(["block", "unblock"]))
+                      .order_by(WorkerAction.id)).all():
+        last[act.worker_id] = act
+    return {w: a for w, a in last.items() if a.action == "block" and a.campaign_id == campaign_id
+            and (a.evidence or {}).get("by") == "policy"}
 
 
 def plan_action(s, store: Store, *, key: str, provider: str, worker_id: str, action: str, reason: str,
@@ -157,6 +179,11 @@ def apply_quality(store: Store, conn: Connector, campaign: Campaign, stage: Stag
 
     with store.write() as s:
         blocked = blocked_workers(s, provider)
+        reconsider = policy_blocks(s, provider, campaign.id)
+        unblocked_before = {w for w, key in s.exec(select(WorkerAction.worker_id, WorkerAction.idempotency_key)
+                                                   .where(WorkerAction.campaign_id == campaign.id,
+                                                          WorkerAction.action == "unblock")).all()
+                            if key == f"unblock:{provider}:{w}:{campaign.id}"}
         scores = {r.worker_id: r for r in s.exec(select(WorkerScore).where(WorkerScore.campaign_id == campaign.id))}
         for worker, x in inputs.items():
             sc = score(x, policy)
@@ -171,13 +198,22 @@ def apply_quality(store: Store, conn: Connector, campaign: Campaign, stage: Stag
             decision = decide(sc, policy)
             evidence = _evidence(x, sc, reason)
             if decision == Action.block and review.block_below_trust is not None and worker not in blocked:
-                plan_action(s, store, key=f"block:{provider}:{worker}:{campaign.id}", provider=provider,
+                again = ":again" if worker in unblocked_before else ""
+                plan_action(s, store, key=f"block:{provider}:{worker}:{campaign.id}{again}", provider=provider,
                             worker_id=worker, action="block", pool=block_pool, evidence=evidence,
                             campaign_id=campaign.id, reason=f"{reason} (campaign {campaign.name})")
                 if worker in trusted:
                     plan_action(s, store, key=f"revoke:{provider}:{worker}:{trusted_pool}:{campaign.id}",
                                 provider=provider, worker_id=worker, action="revoke", pool=trusted_pool,
                                 evidence=evidence, campaign_id=campaign.id, reason=reason)
+            elif (worker in reconsider and review.block_below_trust is not None
+                  and sc.trust >= review.block_below_trust):
+                why = (f"{worker}: unblock, trust {sc.trust:.2f} >= {review.block_below_trust:.2f} on the "
+                       f"evidence as it reads now (blocked at {reconsider[worker].evidence.get('trust', 0):.2f})")
+                plan_action(s, store, key=f"unblock:{provider}:{worker}:{campaign.id}", provider=provider,
+                            worker_id=worker, action="unblock", pool=reconsider[worker].pool,
+                            evidence=_evidence(x, sc, why), campaign_id=campaign.id,
+                            reason=f"{why} (campaign {campaign.name})")
             elif decision == Action.trust and trusted_pool and worker not in trusted | blocked:
                 plan_action(s, store, key=f"grant:{provider}:{worker}:{trusted_pool}:{campaign.id}",
                             provider=provider, worker_id=worker, action="grant", pool=trusted_pool,

@@ -107,7 +107,7 @@ class Review(_Spec):
     reject_invalid: bool = True  # answers that do not parse
     reject_golden_below: float | None = None  # reject an assignment whose golden accuracy is below
     block_below_trust: float | None = 0.35
-    min_evidence: int = 8  # golden answers before a worker may be blocked
+    min_evidence: int = 8  # golden answers + agreement pseudo-answers before a worker may be blocked or trusted
     trusted_above: float | None = 0.6
     block_via: Literal["block", "pool"] = "block"  # a hard marketplace block, or the `pools.blocked` pool
     trust_prior: tuple[float, float] = (1.0, 1.0)  # Beta(alpha, beta) prior on a worker's accuracy
@@ -126,6 +126,10 @@ class Overlap(_Spec):
     # the share of the room between min and max that follow-up answers may use: a stage costs at
     # most min + extra_share * (max - min) assignments per page
     extra_share: float = Field(default=0.5, ge=0.0, le=1.0)
+    # who may answer follow-up pages: `trusted`, the `pools.trusted` pool once it has at least `max`
+    # members (until then, and without a trusted pool or `review.trusted_above`, anyone); `anyone`:
+    # every worker the stage admits
+    follow_up_workers: Literal["trusted", "anyone"] = "trusted"
 
     @model_validator(mode="after")
     def _order(self) -> Overlap:

@@ -105,6 +105,7 @@ class Page(_Model):
     idempotency_key: str
     items: list[PageItem]
     assignments: int | None = Field(default=None, ge=1)  # None: the batch's ``assignments_per_page``
+    restricted: bool = False  # publish to the batch's restricted lane (``BatchSpec.restricted_requirements``)
 
 
 class PoolSpec(_Model):
@@ -150,7 +151,12 @@ class ScreeningTest(_Model):
 
 class BatchSpec(_Model):
     """One published unit of work with one price and one form kind: an MTurk HIT type or a
-    Toloka pool (inside a project per stage)."""
+    Toloka pool (inside a project per stage).
+
+    With ``restricted_requirements`` the batch has a second *lane*, created with it: a second HIT
+    type or pool, same form and price, open only to workers who also meet those requirements.
+    A page marked ``restricted`` goes there; ``fetch`` and ``close`` cover both lanes. Adaptive
+    overlap sends its follow-up pages there, to the trusted pool (``campaigns.overlap``)."""
 
     batch_id: str
     idempotency_key: str
@@ -169,13 +175,32 @@ class BatchSpec(_Model):
     locales: list[str] = Field(default_factory=list)  # ISO country codes
     golden_per_page: int = 0
     real_per_page: int = 1
+    restricted_requirements: list[PoolRequirement] = Field(default_factory=list)
+
+
+RESTRICTED = "restricted"  # BatchRef.extra key of the restricted lane's HIT type / pool id
 
 
 class BatchRef(_Model):
     provider: str
     batch_id: str
     ref: str  # HITTypeId / Toloka pool id
-    extra: dict[str, str] = Field(default_factory=dict)  # e.g. Toloka project id
+    extra: dict[str, str] = Field(default_factory=dict)  # e.g. Toloka project id, the restricted lane
+
+    @property
+    def lanes(self) -> list[str]:
+        """The batch's HIT types / pools: its own, then its restricted lane if it has one."""
+        return [self.ref] + ([self.extra[RESTRICTED]] if RESTRICTED in self.extra else [])
+
+    def lane(self, page: Page) -> str:
+        """Where ``page`` goes: the restricted lane for a restricted page (which needs one)."""
+        if not page.restricted:
+            return self.ref
+        if RESTRICTED not in self.extra:
+            raise ConnectorError(self.provider, "publish", "NoRestrictedLane",
+                                 f"page {page.page_id} is restricted but batch {self.batch_id} has no restricted lane")
+        return self.extra[RESTRICTED]
+
 
 
 class PublishedPage(_Model):

@@ -225,3 +225,36 @@ def test_cursor_is_compact_and_drops_finished_pages(connector):
     final = conn.fetch(batch, cursor)
     assert final.assignments == [] and final.finished_pages == []
     assert len(final.cursor or "") < len(first.cursor or "")  # finished pages are no longer carried
+
+
+def test_restricted_pages_go_to_a_lane_only_its_pool_enters(connector):
+    conn, mp = connector
+    pool = conn.ensure_pool(PoolSpec(name="lane-pool"))
+    members = {w.worker_id for w in mp.crowd.workers[:5]}
+    for worker in members:
+        conn.grant(pool, worker, 1)
+    spec = batch_spec("b6", restricted_requirements=[PoolRequirement(pool=pool)])
+    batch = conn.create_batch(spec)
+    assert len(set(batch.lanes)) == 2 and conn.create_batch(spec).lanes == batch.lanes  # found again, not made twice
+    pages = [p.model_copy(update={"restricted": n >= 2}) for n, p in enumerate(make_pages(
+        [f"lane {n}" for n in range(8)], prefix="l"))]
+    published = conn.publish(batch, spec, pages)
+    assert [p.provider_ref for p in conn.publish(batch, spec, pages)] == [p.provider_ref for p in published]
+    got, cursor = fetch_all(conn, batch, mp, want=8)
+    assert len({a.assignment_id for a in got}) == len(got) == 8  # both lanes fetched, each answer once
+    restricted = {pp.provider_ref for pp, p in zip(published, pages, strict=True) if p.restricted}
+    assert {a.page_ref for a in got} == {p.provider_ref for p in published}
+    assert {a.worker_id for a in got if a.page_ref in restricted} <= members
+    assert {a.worker_id for a in got if a.page_ref not in restricted} - members  # the open lane: anyone
+
+    # close ends both lanes: pages published just before it get no answers
+    late = [p.model_copy(update={"restricted": n == 1}) for n, p in enumerate(make_pages(["x", "y"], "z", 1))]
+    conn.publish(batch, spec, late)
+    conn.close(batch)
+    assert fetch_all(conn, batch, mp, want=1, cursor=cursor, rounds=2)[0] == []
+
+    plain_spec = batch_spec("b7")  # a batch without a lane refuses a restricted page, publishing nothing
+    plain = conn.create_batch(plain_spec)
+    with pytest.raises(ConnectorError, match="no restricted lane"):
+        conn.publish(plain, plain_spec, pages)
+    assert conn.fetch(plain, None).assignments == [] and fetch_all(conn, plain, mp, want=1, rounds=1)[0] == []

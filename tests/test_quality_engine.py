@@ -1,6 +1,7 @@
 """Worker quality wired into the engine, on the local marketplaces with a simulated crowd:
-trust-based blocking and the trusted pool, screening keeping failing workers out, adaptive
-overlap (follow-up pages for unsettled items), and refused actions retried on the next poll."""
+trust-based blocking and the trusted pool, a policy block undone when its evidence no longer
+holds, screening keeping failing workers out, adaptive overlap (follow-up pages for unsettled
+items), and refused actions retried on the next poll."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ from campaigns.models import (
 )
 from campaigns.overlap import finish_extensions
 from campaigns.poll import poll
-from campaigns.quality import carry_out_actions, plan_action
+from campaigns.quality import apply_quality, carry_out_actions, plan_action
 from campaigns.reports import costs
 from campaigns.store import open_store
 from connectors.base import ConnectorError, PoolSpec
@@ -88,6 +89,59 @@ def test_spammers_blocked_honest_kept_trusted_pool_mirrored(tmp_path):
     assert trusted and not trusted & spam and set(on_market) == trusted
 
 
+def test_a_policy_block_the_evidence_no_longer_holds_is_undone_once(tmp_path):
+    spec, truth = _campaign(tmp_path, "mturk", items=12, overlap={"min": 3, "max": 3},
+                            review={"block_below_trust": 0.5, "min_evidence": 6})
+    store = open_store(f"sqlite:///{tmp_path / 'crowd.db'}")
+    with start_local("mturk", workers=12, spammers=0.25, seed=3, oracle=pairwise_oracle(truth)) as mp:
+        _run(mp, store, spec)
+        conn = make_connector("mturk", "local", mp.url)
+        with store.session() as s:
+            campaign = s.exec(select(Campaign)).one()
+            stage = s.exec(select(Stage)).one()
+            trust = dict(s.exec(select(WorkerScore.worker_id, WorkerScore.trust)).all())
+            blocked = set(s.exec(select(Worker.worker_id).where(Worker.blocked)).all())
+        spam = {w.worker_id for w in mp.crowd.workers if w.spammer} & blocked
+        assert spam, "the policy should have blocked a spammer, or this test proves nothing"
+        good = sorted((w for w in trust if trust[w] >= 0.5 and w not in blocked), key=trust.get)
+        by_policy, by_operator, spammer = good[-1], good[-2], sorted(spam)[0]
+        with store.write() as s:  # an early block on evidence that has changed since, and an operator's
+            plan_action(s, store, key=f"block:mturk:{by_policy}:{campaign.id}", provider="mturk",
+                        worker_id=by_policy, action="block", reason="early", campaign_id=campaign.id,
+                        evidence={"by": "policy", "trust": 0.1})
+            plan_action(s, store, key="op", provider="mturk", worker_id=by_operator, action="block",
+                        reason="operator", campaign_id=campaign.id, evidence={"by": "operator"})
+        carry_out_actions(store, conn, "mturk")
+        assert {by_policy, by_operator, spammer} <= _market_blocks(conn)
+
+        apply_quality(store, conn, campaign, stage)
+        apply_quality(store, conn, campaign, stage)  # a second poll changes nothing
+        on_market = _market_blocks(conn)
+        with store.session() as s:
+            unblocks = s.exec(select(WorkerAction).where(WorkerAction.action == "unblock")).all()
+        assert [(a.worker_id, a.state) for a in unblocks] == [(by_policy, "done")]
+        assert unblocks[0].evidence["trust"] >= 0.5 and "unblock" in unblocks[0].reason
+        assert by_policy not in on_market and {by_operator, spammer} <= on_market
+
+        # a worker the policy has unblocked once and who again reads as a clicker is blocked again
+        with store.write() as s:
+            plan_action(s, store, key=f"unblock:mturk:{spammer}:{campaign.id}", provider="mturk",
+                        worker_id=spammer, action="unblock", reason="as if", campaign_id=campaign.id,
+                        evidence={"by": "policy"})
+        carry_out_actions(store, conn, "mturk")
+        assert spammer not in _market_blocks(conn)
+        apply_quality(store, conn, campaign, stage)
+        assert spammer in _market_blocks(conn)
+        with store.session() as s:
+            again = s.exec(select(WorkerAction).where(WorkerAction.worker_id == spammer,
+                                                      WorkerAction.action == "block")).all()
+        assert [a.idempotency_key.endswith(":again") for a in again] == [False, True]
+
+
+def _market_blocks(conn) -> set[str]:
+    return {b["WorkerId"] for b in conn.client.list_worker_blocks()["WorkerBlocks"]}
+
+
 @pytest.mark.parametrize("provider", ["mturk", "toloka"])
 def test_screening_keeps_failing_workers_out(tmp_path, provider):
     spec, truth = _campaign(tmp_path, provider, items=8, overlap={"min": 3, "max": 3},
@@ -117,9 +171,14 @@ def test_bad_screening_file_refuses_launch_before_writing(tmp_path):
         assert s.exec(select(func.count()).select_from(Campaign)).one() == 0
 
 
-@pytest.mark.parametrize("provider", ["mturk", "toloka"])
-def test_adaptive_overlap_asks_unsettled_items_again_on_follow_up_pages(tmp_path, provider, monkeypatch):
-    spec, truth = _campaign(tmp_path, provider, items=6, overlap={"min": 3, "max": 7, "target_agreement": 0.9})
+@pytest.mark.parametrize(("provider", "workers", "items", "crowd"),
+                         [("mturk", "trusted", 10, 20), ("toloka", "trusted", 10, 20), ("mturk", "anyone", 6, 16)])
+def test_adaptive_overlap_asks_unsettled_items_again_on_follow_up_pages(tmp_path, provider, workers, items, crowd,
+                                                                        monkeypatch):
+    # trusted_above 0.3: in a crowd this small the trusted pool must reach 7 members for the lane
+    spec, truth = _campaign(tmp_path, provider, items=items,
+                            overlap={"min": 3, "max": 7, "target_agreement": 0.9, "follow_up_workers": workers},
+                            review={"block_below_trust": 0.35, "min_evidence": 6, "trusted_above": 0.3})
     store = open_store(f"sqlite:///{tmp_path / 'crowd.db'}")
     judged_at: list[dict[int, float]] = []  # what each adaptive-overlap step read: confidence per task id
 
@@ -131,7 +190,7 @@ def test_adaptive_overlap_asks_unsettled_items_again_on_follow_up_pages(tmp_path
 
     monkeypatch.setattr(overlap, "item_confidence", recording)
     asked_when: dict[int, dict[int, float]] = {}  # follow-up page id -> the confidences it was made from
-    with start_local(provider, workers=16, spammers=0.25, seed=2, oracle=pairwise_oracle(truth)) as mp:
+    with start_local(provider, workers=crowd, spammers=0.25, seed=2, oracle=pairwise_oracle(truth)) as mp:
         report = launch(spec, store, spec_text=_spec_yaml(spec), endpoint=mp.url)
         # the forecast covers every follow-up page adaptive overlap may add: half the room of 3..7
         room = report.pages * 4 // 2
@@ -157,9 +216,27 @@ def test_adaptive_overlap_asks_unsettled_items_again_on_follow_up_pages(tmp_path
             refs = dict(s.exec(select(Publication.page_id, Publication.provider_ref)).all())
             judged = s.exec(select(Judgement.task_id, Judgement.worker_id).where(Judgement.valid)).all()
         on_market = {p.id: conn.page_assignments(refs[p.id]) for p in pages}
+        lane = {p.id: _lane_of(conn, provider, refs[p.id]) for p in pages}
+        trusted_ref = conn.ensure_pool(PoolSpec(name="trusted")).ref
+        follow_ups = [p for p in pages if p.follow_up]
+        assert follow_ups, "a crowd with 25% spammers leaves items unsettled at 3 answers"
+        if workers == "trusted":  # the lane once the trusted pool had 7 members, the open batch before
+            assert any(p.restricted for p in follow_ups), "the trusted pool should have grown big enough"
+            lane_admits = _admits(conn, provider, stage.batch_ref["extra"]["restricted"])
+            main_admits = _admits(conn, provider, stage.batch_ref["ref"])
     assert done
-    follow_ups = [p for p in pages if p.follow_up]
-    assert follow_ups, "a crowd with 25% spammers leaves items unsettled at 3 answers"
+    if workers == "trusted":  # follow-up pages went to the restricted lane, which only the trusted pool enters
+        assert all(p.follow_up for p in pages if p.restricted)
+        assert all((lane[p.id] == stage.batch_ref["extra"]["restricted"]) == p.restricted for p in pages)
+        assert trusted_ref in lane_admits and trusted_ref not in main_admits
+        with store.session() as s:
+            granted = set(s.exec(select(WorkerAction.worker_id).where(WorkerAction.action == "grant",
+                                                                       WorkerAction.pool == "trusted")).all())
+            in_lane = set(s.exec(select(Assignment.worker_id).join(Page).where(Page.restricted)).all())
+        assert in_lane and in_lane <= granted
+    else:  # without the lane every page is in the batch's own HIT type / pool
+        assert "restricted" not in stage.batch_ref["extra"] and not any(p.restricted for p in pages)
+        assert set(lane.values()) == {stage.batch_ref["ref"]}
     assert all(p.assignments == 1 and 1 <= len(p.task_keys) <= 5 and set(p.task_keys) <= set(real) for p in follow_ups)
     assert not any(set(p.task_keys) & golden for p in follow_ups)
     # only items below target when the page was made are asked again, and none past the maximum
@@ -174,6 +251,22 @@ def test_adaptive_overlap_asks_unsettled_items_again_on_follow_up_pages(tmp_path
     assert len(judged) > len(set(judged))
     rows, _, _ = stage_labels(store, stage)
     assert len(rows) == len(set(judged)) and not rows.duplicated(["task", "worker"]).any()
+
+
+def _lane_of(conn, provider: str, page_ref: str) -> str:
+    """The HIT type / pool a page is in, as the marketplace says."""
+    if provider == "mturk":
+        return conn.client.get_hit(HITId=page_ref)["HIT"]["HITTypeId"]
+    return conn.client.get_task_suite(page_ref).pool_id
+
+
+def _admits(conn, provider: str, lane: str) -> str:
+    """What a lane demands of its workers, as the marketplace says (as text to search)."""
+    if provider == "mturk":
+        hits = [h for page in conn.client.get_paginator("list_hits").paginate() for h in page["HITs"]
+                if h["HITTypeId"] == lane]
+        return json.dumps(hits[0]["QualificationRequirements"])
+    return json.dumps(conn.client.get_pool(lane).filter.unstructure())
 
 
 def test_a_page_extension_cut_short_by_a_crash_is_finished_once(tmp_path):

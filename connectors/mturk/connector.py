@@ -1,6 +1,6 @@
 """``MTurkConnector``: the neutral ``Connector`` protocol over boto3's ``mturk`` client.
 
-Mapping: a batch is a HIT type, a page is a HIT (HTMLQuestion crowd-form), a pool is a
+Mapping: a batch is a HIT type (two with a restricted lane), a page is a HIT (HTMLQuestion crowd-form), a pool is a
 qualification type, a screening test is a qualification type with Test + AnswerKey (MTurk scores
 it), a block is a worker block. Every API call goes through ``_call``: counted in ``calls``, paced
 by the rate limiter when asked, retried by the shared tenacity policy (botocore's own retries are
@@ -40,6 +40,7 @@ from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from connectors.base import (
+    RESTRICTED,
     BatchRef,
     BatchSpec,
     BonusReceipt,
@@ -302,9 +303,9 @@ class MTurkConnector:
 
     # ------------------------------------------------------------------ batches and pages
     @staticmethod
-    def _requirements(spec: BatchSpec) -> list[dict[str, Any]]:
+    def _requirements(spec: BatchSpec, restricted: bool = False) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
-        for req in spec.requirements:
+        for req in spec.requirements + (spec.restricted_requirements if restricted else []):
             if req.exclude:
                 out.append({"QualificationTypeId": req.pool.ref, "Comparator": "DoesNotExist"})
             elif req.min_score is None:
@@ -317,17 +318,21 @@ class MTurkConnector:
                         "LocaleValues": [{"Country": c.upper()} for c in spec.locales]})
         return out
 
-    def create_batch(self, spec: BatchSpec) -> BatchRef:
-        """One HIT type per batch (MTurk returns the same HITTypeId for the same properties)."""
-        resp = self._call(
+    def _hit_type(self, spec: BatchSpec, restricted: bool = False) -> str:
+        return self._call(
             "CreateHITType", Title=spec.title, Description=spec.description,
             Keywords=",".join(spec.keywords), Reward=money(spec.reward, "CreateHITType"),
             AssignmentDurationInSeconds=spec.assignment_duration_s,
             AutoApprovalDelayInSeconds=spec.auto_approval_delay_s,
-            QualificationRequirements=self._requirements(spec))
-        return BatchRef(provider=PROVIDER, batch_id=spec.batch_id, ref=resp["HITTypeId"],
-                        extra={"lifetime_s": str(spec.lifetime_s),
-                               "assignments": str(spec.assignments_per_page)})
+            QualificationRequirements=self._requirements(spec, restricted))["HITTypeId"]
+
+    def create_batch(self, spec: BatchSpec) -> BatchRef:
+        """One HIT type per batch, and a second with the restricted requirements added for its
+        restricted lane (MTurk returns the same HITTypeId for the same properties)."""
+        extra = {"lifetime_s": str(spec.lifetime_s), "assignments": str(spec.assignments_per_page)}
+        if spec.restricted_requirements:
+            extra[RESTRICTED] = self._hit_type(spec, restricted=True)
+        return BatchRef(provider=PROVIDER, batch_id=spec.batch_id, ref=self._hit_type(spec), extra=extra)
 
     def _remember(self, hit_type: str, hit_id: str, info: _Hit) -> None:
         with self._lock:
@@ -351,7 +356,8 @@ class MTurkConnector:
     def _publish_one(self, batch: BatchRef, spec: BatchSpec, page: Page) -> PublishedPage:
         note = annotation(page)
         assignments = page.assignments or spec.assignments_per_page
-        params = dict(HITTypeId=batch.ref, MaxAssignments=assignments, LifetimeInSeconds=spec.lifetime_s,
+        hit_type = batch.lane(page)
+        params = dict(HITTypeId=hit_type, MaxAssignments=assignments, LifetimeInSeconds=spec.lifetime_s,
                       Question=self._question(page, spec), RequesterAnnotation=note,
                       UniqueRequestToken=request_token(page.idempotency_key))
         try:
@@ -360,13 +366,13 @@ class MTurkConnector:
             if "HitAlreadyExists" not in exc.code:
                 raise
             found = _HIT_ID_IN_MESSAGE.search(exc.message)
-            hit_id = found.group(1) if found else self._find_hit(batch.ref, note)
+            hit_id = found.group(1) if found else self._find_hit(hit_type, note)
             if hit_id is None:
                 raise ConnectorError(
                     PROVIDER, "CreateHITWithHITType", exc.code,
                     f"page {page.page_id} exists but its HIT was not found: {exc.message}") from exc
             created = False
-        self._remember(batch.ref, hit_id, _Hit(note, render.multi_choice_fields(page)))
+        self._remember(hit_type, hit_id, _Hit(note, render.multi_choice_fields(page)))
         return PublishedPage(page_id=page.page_id, provider_ref=hit_id, created=created,
                              assignments=assignments)
 
@@ -376,14 +382,15 @@ class MTurkConnector:
         for page in pages:  # fail on bad input before anything is published
             annotation(page)
             self._question(page, spec)
+            batch.lane(page)
         return self._map(lambda page: self._publish_one(batch, spec, page), list(pages))
 
     # ------------------------------------------------------------------ fetching answers
-    def _discover(self, hit_type: str) -> dict[str, _Hit]:
-        """All HITs of the HIT type with what fetch needs, from ListHITs (first poll only)."""
+    def _discover(self, hit_types: Sequence[str]) -> dict[str, _Hit]:
+        """All HITs of the HIT types with what fetch needs, from ListHITs (first poll only)."""
         return {hit["HITId"]: _Hit(hit.get("RequesterAnnotation"),
                                    render.multi_choice_fields_from_html(hit.get("Question", "")))
-                for hit in self._pages("ListHITs", "HITs") if hit.get("HITTypeId") == hit_type}
+                for hit in self._pages("ListHITs", "HITs") if hit.get("HITTypeId") in hit_types}
 
     def _raw(self, a: dict[str, Any], info: _Hit) -> RawAssignment:
         page_id, keys = split_annotation(info.annotation)
@@ -423,16 +430,16 @@ class MTurkConnector:
             except (ValueError, KeyError, TypeError, AttributeError) as exc:
                 raise ConnectorError(PROVIDER, "fetch", "InvalidCursor", f"unreadable cursor: {exc}") from exc
         else:
-            open_hits = self._discover(batch.ref)
+            open_hits = self._discover(batch.lanes)
         with self._lock:
-            mine = dict(self._hits.get(batch.ref, {}))
-        for hit_id, info in mine.items():
+            mine = {(lane, h): info for lane in batch.lanes for h, info in self._hits.get(lane, {}).items()}
+        for (_, hit_id), info in mine.items():
             open_hits.setdefault(hit_id, _Hit(info.annotation, list(info.multi)))
 
         # Learn which HITs are done *before* listing their assignments, so a HIT seen done here
         # had every assignment in the listing that follows.
-        done = {h["HITId"] for status in ("Reviewable", "Reviewing")
-                for h in self._pages("ListReviewableHITs", "HITs", HITTypeId=batch.ref, Status=status)}
+        done = {h["HITId"] for lane in batch.lanes for status in ("Reviewable", "Reviewing")
+                for h in self._pages("ListReviewableHITs", "HITs", HITTypeId=lane, Status=status)}
         hit_ids = sorted(open_hits)
         results = self._map(lambda h: self._poll_hit(h, open_hits[h]), hit_ids)
         assignments = [a for batch_of in results for a in batch_of]
@@ -440,8 +447,8 @@ class MTurkConnector:
         for h in finished:
             del open_hits[h]
         with self._lock:  # now carried by the cursor
-            for hit_id in mine:
-                self._hits.get(batch.ref, {}).pop(hit_id, None)
+            for lane, hit_id in mine:
+                self._hits.get(lane, {}).pop(hit_id, None)
         state = {"v": 1, "open": {h: info.dump() for h, info in open_hits.items()}}
         return FetchResult(assignments=assignments, cursor=json.dumps(state, separators=(",", ":")),
                            finished_pages=finished)
@@ -530,8 +537,8 @@ class MTurkConnector:
         self._call("UpdateExpirationForHIT", HITId=page_ref, ExpireAt=PAST)
 
     def close(self, batch: BatchRef) -> None:
-        """Expire every HIT of the batch (found via ListHITs)."""
-        hit_ids = [h["HITId"] for h in self._pages("ListHITs", "HITs") if h.get("HITTypeId") == batch.ref]
+        """Expire every HIT of the batch, in either lane (found via ListHITs)."""
+        hit_ids = [h["HITId"] for h in self._pages("ListHITs", "HITs") if h.get("HITTypeId") in batch.lanes]
         self._map(self.expire, hit_ids)
 
     def balance(self) -> Decimal:

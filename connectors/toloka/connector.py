@@ -1,9 +1,10 @@
 """``TolokaConnector``: the neutral ``Connector`` protocol over toloka-kit 1.2.3.
 
 Mapping: a stage+kind is a project (input/output spec and Template Builder view from the
-widgets, see ``forms``), a batch is a pool, a page is a **task suite** of the page's items, a
-worker pool is a skill, a screening test is an exam pool of golden tasks whose quality control
-sets a skill to the percentage answered correctly, a block is an all-projects restriction.
+widgets, see ``forms``), a batch is a pool (two with a restricted lane), a page is a **task
+suite** of the page's items, a worker pool is a skill, a screening test is an exam pool of golden
+tasks whose quality control sets a skill to the percentage answered correctly, a block is an
+all-projects restriction.
 
 Why task suites rather than loose tasks and the mixer: a page must be exactly what one worker
 sees (the engine designed it, golden items placed among real ones) and its answers must come
@@ -21,11 +22,14 @@ Idempotency: suites are created in chunks with async ``operation_id = uuid5(batc
 keys)``; a re-run finds the operation and returns its suites (``created=False``). Bonuses use
 ``operation_id = uuid5(idempotency key)``.
 
-``fetch`` cursor (compact JSON): ``{"t": latest submitted time read, "i": [ids read at exactly t],
-"o": {open suite id: assignments still expected}, "m": highest suite id known}``. Each poll reads
+``fetch`` cursor (compact JSON): ``{"p": {pool id: state}}``, one state per lane of the batch
+(its pool and, with a restricted lane, a second pool named ``batch id + LANE_SUFFIX``); a state is
+``{"t": latest submitted time read, "i": [ids read at exactly t], "o": {open suite id: assignments
+still expected}, "m": highest suite id known}`` (a cursor that is one bare state is read as the
+batch's own pool's). Each poll reads
 ``submitted_gte=t`` (skipping ``i``) up to ``lag`` seconds before now, so late-indexed
 assignments are not jumped over.
-Cost per poll: one ``GET /assignments`` page (``submitted_gte`` with an id tie-break when one
+Cost per poll and lane: one ``GET /assignments`` page (``submitted_gte`` with an id tie-break when one
 instant fills a page), one ``GET /task-suites`` for suites newer than ``m``, and one
 ``GET /task-suites/{id}`` per page whose expected count was reached (to confirm it is finished).
 """
@@ -56,6 +60,7 @@ from toloka.client.exceptions import (
 )
 
 from connectors.base import (
+    RESTRICTED,
     BatchRef,
     BatchSpec,
     BonusReceipt,
@@ -78,6 +83,7 @@ T = TypeVar("T")
 DEFAULT_LOCAL_URL = "http://127.0.0.1:8766"
 NAMESPACE = uuid.UUID("6f0c1b2e-9a57-4c1e-8f7d-2b3c4d5e6f70")
 TAG = "crowdbridge"
+LANE_SUFFIX = "#restricted"  # the restricted lane's pool: private_name = the batch id + this
 _ID_SEGMENT = re.compile(r"/[^/]*\d[^/]*(?=/|$)")  # "/v1/pools/123/open" -> "/v1/pools/{id}/open"
 _STATUS = {"SUBMITTED": "submitted", "ACCEPTED": "approved", "REJECTED": "rejected"}
 
@@ -389,6 +395,17 @@ class TolokaConnector:
         Worker trust (golden accuracy, bans) is decided by the engine (``payouts.trust``), so the
         pool's own quality control only bans fast submitters when the engine's spec asks for none."""
         project_id = self._ensure_project(spec, None)
+        extra = {"project_id": project_id}
+        if spec.restricted_requirements:  # the restricted lane: a second pool, its filter adding those
+            lane = spec.model_copy(update={"batch_id": f"{spec.batch_id}{LANE_SUFFIX}", "restricted_requirements": [],
+                                           "requirements": spec.requirements + spec.restricted_requirements})
+            extra[RESTRICTED] = self._ensure_pool(lane, project_id)
+        return BatchRef(
+            provider=self.provider, batch_id=spec.batch_id, ref=self._ensure_pool(spec, project_id), extra=extra
+        )
+
+    def _ensure_pool(self, spec: BatchSpec, project_id: str) -> str:
+        """The pool named ``spec.batch_id`` in the project (found by that name, else created)."""
         pool = self._find_pool(project_id, spec.batch_id)
         if pool is None:
             new = self._pool_model(spec, project_id)
@@ -398,9 +415,7 @@ class TolokaConnector:
                 training_tasks_count=0,
             )
             pool = self._call("create_batch", lambda: self.client.create_pool(new))
-        return BatchRef(
-            provider=self.provider, batch_id=spec.batch_id, ref=pool.id, extra={"project_id": project_id}
-        )
+        return pool.id
 
     @staticmethod
     def _check_shape(pages: Sequence[Page]) -> Sequence[Any]:
@@ -420,16 +435,19 @@ class TolokaConnector:
         if not pages:
             return []
         widgets = self._check_shape(pages)
+        by_lane = {lane: [p for p in pages if batch.lane(p) == lane] for lane in batch.lanes}
         self._ensure_project(spec, widgets)
-        pool_id = batch.ref
         out: dict[str, PublishedPage] = {}
-        for start in range(0, len(pages), self.chunk):
-            chunk = pages[start : start + self.chunk]
-            op_id = op_uuid(spec.idempotency_key, pool_id, *[p.idempotency_key for p in chunk])
-            out.update(self._publish_chunk(pool_id, spec, chunk, op_id))
-        pool = self._call("publish", lambda: self.client.get_pool(pool_id))
-        if pool.status != "OPEN":
-            self._call("publish", lambda: self.client.open_pool(pool_id))
+        for pool_id, lane_pages in by_lane.items():
+            if not lane_pages:
+                continue
+            for start in range(0, len(lane_pages), self.chunk):
+                chunk = lane_pages[start : start + self.chunk]
+                op_id = op_uuid(spec.idempotency_key, pool_id, *[p.idempotency_key for p in chunk])
+                out.update(self._publish_chunk(pool_id, spec, chunk, op_id))
+            pool = self._call("publish", lambda pid=pool_id: self.client.get_pool(pid))
+            if pool.status != "OPEN":
+                self._call("publish", lambda pid=pool_id: self.client.open_pool(pid))
         return [out[p.page_id] for p in pages]
 
     def _publish_chunk(
@@ -569,13 +587,25 @@ class TolokaConnector:
             after_id = res.items[-1].id
 
     def fetch(self, batch: BatchRef, cursor: str | None) -> FetchResult:
-        state = json.loads(cursor) if cursor else {"t": None, "i": [], "o": {}, "m": None}
+        """New assignments of every lane of the batch; the cursor keeps one state per pool."""
+        state = json.loads(cursor) if cursor else {}
+        lanes = {batch.ref: state} if "t" in state else state.get("p", {})  # "t": one pool, as before lanes
+        assignments, finished = [], []
+        for pool_id in batch.lanes:
+            result = self._fetch_pool(pool_id, lanes.get(pool_id) or {"t": None, "i": [], "o": {}, "m": None})
+            assignments += result.assignments
+            finished += result.finished_pages
+            lanes[pool_id] = json.loads(result.cursor)
+        return FetchResult(assignments=assignments, finished_pages=finished,
+                           cursor=json.dumps({"p": lanes}, separators=(",", ":")))
+
+    def _fetch_pool(self, pool_id: str, state: dict[str, Any]) -> FetchResult:
         since = datetime.fromisoformat(state["t"]).replace(tzinfo=UTC) if state["t"] else None
-        new = self._new_assignments(batch.ref, since, set(state["i"]))
+        new = self._new_assignments(pool_id, since, set(state["i"]))
         query = {"id_gt": state["m"]} if state["m"] else {}  # pages published since the last poll
         suites = self._call(
             "fetch",
-            lambda: self.client.find_task_suites(pool_id=batch.ref, sort=["id"], limit=100_000, **query),
+            lambda: self.client.find_task_suites(pool_id=pool_id, sort=["id"], limit=100_000, **query),
         )
         open_pages: dict[str, int] = dict(state["o"])
         for suite in suites.items:
@@ -707,7 +737,8 @@ class TolokaConnector:
         return cursor
 
     def close(self, batch: BatchRef) -> None:
-        self._call("close", lambda: self.client.close_pool(batch.ref))
+        for pool_id in batch.lanes:
+            self._call("close", lambda pid=pool_id: self.client.close_pool(pid))
 
     def balance(self) -> Decimal:
         return Decimal(str(self._call("balance", lambda: self.client.get_requester()).balance))
