@@ -327,11 +327,20 @@ def local_serve(provider: str = typer.Option("mturk", "--provider", help="mturk|
                 workers_n: int = typer.Option(20, "--workers"), spammers: float = typer.Option(0.0, "--spammers"),
                 clock_speed: float = typer.Option(60.0, "--clock-speed",
                                                   help="Simulated seconds per wall second."),
-                seed: int = typer.Option(0, "--seed")) -> None:
+                seed: int = typer.Option(0, "--seed"),
+                truth: Path | None = typer.Option(
+                    None, "--truth", help="Example directory (examples/pairwise, examples/ffv) whose truth.jsonl "
+                    "honest workers answer from, with their accuracy; without it they answer at random.")) -> None:
     """Run a local marketplace in the foreground with the simulated crowd working continuously."""
     from connectors.local import serve
 
-    serve(provider, port=port, workers=workers_n, spammers=spammers, clock_speed=clock_speed, seed=seed)
+    oracle = None
+    if truth is not None:
+        from campaigns.demo import example_oracle
+
+        oracle = run(lambda: example_oracle(truth))[1]
+    serve(provider, port=port, workers=workers_n, spammers=spammers, clock_speed=clock_speed, seed=seed,
+          oracle=oracle)
 
 
 def main() -> None:  # pragma: no cover - console entry

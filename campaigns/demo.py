@@ -166,6 +166,27 @@ def _load_truth(example: Path, items: list[dict]) -> tuple[dict[str, float], dic
     return by_id, by_text
 
 
+def example_oracle(example: Path, items: list[dict] | None = None) -> tuple[dict, Callable]:
+    """(truth by item or response id, an oracle answering from it) for an example directory with a
+    ``spec.yaml``, its items and ``truth.jsonl`` (``examples/pairwise``, ``examples/ffv``): what
+    makes simulated honest workers answer like careful readers instead of at random. ``items``
+    defaults to the spec's items file."""
+    spec_path, truth_path = example / "spec.yaml", example / "truth.jsonl"
+    for path in (spec_path, truth_path):
+        if not path.is_file():
+            raise CrowdError(f"{example}: no {path.name}; give an example directory such as examples/pairwise")
+    spec = load_spec(spec_path)
+    if items is None:
+        items = [json.loads(x) for x in (example / spec.items).read_text().splitlines() if x.strip()]
+    if spec.kind == "ffv":
+        by_id, by_text = _load_ffv_truth(example, items)
+        return by_id, ffv_oracle(by_text)
+    if spec.kind == "pairwise":
+        by_id, by_text = _load_truth(example, items)
+        return by_id, pairwise_oracle(by_text)
+    raise CrowdError(f"{example}: no simulated answers for kind {spec.kind!r} (pairwise and ffv have them)")
+
+
 def run_demo(*, provider: str = "mturk", kind: str = "pairwise", items: int | None = None, workers: int = 30,
              spammers: float = 0.1, seed: int = 0, db: str | None = None,
              progress: Callable[[str, int, int], None] | None = None,
@@ -188,12 +209,7 @@ def run_demo(*, provider: str = "mturk", kind: str = "pairwise", items: int | No
         if items < 1:
             raise CrowdError("--items must be at least 1")
         all_items = all_items[:items]
-    if kind == "ffv":
-        truth_by_id, truth_by_text = _load_ffv_truth(example, all_items)
-        oracle = ffv_oracle(truth_by_text)
-    else:
-        truth_by_id, truth_by_text = _load_truth(example, all_items)
-        oracle = pairwise_oracle(truth_by_text)
+    truth_by_id, oracle = example_oracle(example, all_items)
 
     run_id = time.strftime("%Y%m%d-%H%M%S") + f"-{random.Random().randrange(16**4):04x}"
     work = out_dir or Path(tempfile.mkdtemp(prefix="crowd-demo-"))

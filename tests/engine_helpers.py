@@ -250,11 +250,12 @@ def read_line(proc: subprocess.Popen, timeout: float) -> str:
 
 @contextmanager
 def served(provider: str = "mturk", *, workers: int = 8, clock_speed: float = 120, seed: int = 3,
-           cwd: Path | None = None) -> Iterator[tuple[subprocess.Popen, str]]:
-    """``crowd local serve`` on a free port, as a user starts it; stopped with SIGTERM, which must
-    end it cleanly (exit 0). Yields the process and the URL it printed."""
+           cwd: Path | None = None, truth: Path | None = None) -> Iterator[tuple[subprocess.Popen, str]]:
+    """``crowd local serve`` on a free port, as a user starts it (``truth``: its ``--truth``);
+    stopped with SIGTERM, which must end it cleanly (exit 0). Yields the process and the URL it printed."""
     proc = subprocess.Popen([str(CROWD), "local", "serve", "--provider", provider, "--port", "0",
-                             "--workers", str(workers), "--clock-speed", str(clock_speed), "--seed", str(seed)],
+                             "--workers", str(workers), "--clock-speed", str(clock_speed), "--seed", str(seed),
+                             *(["--truth", str(truth)] if truth else [])],
                             env=crowd_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd)
     try:
         line = read_line(proc, 60)

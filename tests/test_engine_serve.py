@@ -1,16 +1,25 @@
 """A campaign from the outside, as a user runs it: ``crowd local serve`` in one process (the crowd
 working continuously on a running clock), ``crowd launch``, ``crowd poll --watch`` until done and
 ``crowd export --format trl`` in others. The export must be a TRL preference dataset: string
-``prompt``, ``chosen`` and ``rejected`` per line, with numeric ``margin`` and ``agreement``."""
+``prompt``, ``chosen`` and ``rejected`` per line, with numeric ``margin`` and ``agreement``. With
+``--truth`` the served crowd answers the example like careful readers, not at random."""
 
 from __future__ import annotations
 
 import json
 import signal
+from pathlib import Path
 
 import pytest
+import yaml
 from engine_helpers import crowd, write_campaign
 from engine_helpers import served as serve_local
+
+from campaigns.demo import example_oracle
+from campaigns.results import pairwise_accuracy
+from campaigns.store import open_store
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "pairwise"
 
 
 @pytest.fixture
@@ -44,3 +53,25 @@ def test_launch_poll_watch_and_export_trl_against_crowd_local_serve(served, tmp_
 
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(15) == 0, proc.stderr.read()
+
+
+def test_served_crowd_answers_from_the_examples_truth(tmp_path):
+    rows = [json.loads(x) for x in (EXAMPLE / "items.jsonl").read_text().splitlines() if x.strip()][:5]
+    (tmp_path / "items.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    spec = yaml.safe_load((EXAMPLE / "spec.yaml").read_text())
+    spec.update(name="truth", items="items.jsonl", overlap={"min": 3}, budget=None,
+                exports={"dir": str(tmp_path / "exports")})
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec), encoding="utf-8")
+    db = f"sqlite:///{tmp_path / 'crowd.db'}"
+    with serve_local("mturk", workers=12, clock_speed=600, cwd=tmp_path, truth=EXAMPLE) as (proc, url):
+        assert crowd("launch", "spec.yaml", "--endpoint", url, db=db, cwd=tmp_path).returncode == 0
+        r = crowd("poll", "--endpoint", url, "--watch", "1", "--json", db=db, cwd=tmp_path, timeout=150)
+        assert r.returncode == 0, r.stderr
+    accuracy = pairwise_accuracy(open_store(db), "truth", example_oracle(EXAMPLE, rows)[0])
+    # 30 pairs: at random the aggregate would be right on about half (0.75 is 2.7 standard deviations up)
+    assert accuracy["pairs"] >= 25 and accuracy["dawid_skene"] >= 0.75, accuracy
+
+
+def test_serve_refuses_a_truth_directory_without_truth(tmp_path):
+    r = crowd("local", "serve", "--truth", str(tmp_path), cwd=tmp_path, timeout=30)
+    assert r.returncode == 1 and r.stderr.strip().count("\n") == 0 and "no spec.yaml" in r.stderr

@@ -111,10 +111,13 @@ def serve(
     spammers: float = 0.0,
     clock_speed: float = 60.0,
     seed: int = 0,
+    oracle: Oracle | None = None,
 ) -> None:
-    """Run a local marketplace until interrupted; the crowd works as simulated time runs."""
+    """Run a local marketplace until interrupted; the crowd works as simulated time runs (answering
+    from ``oracle`` where it has an answer, else at random)."""
     mp = start_local(
-        provider, workers=workers, spammers=spammers, seed=seed, clock_speed=clock_speed, port=port
+        provider, workers=workers, spammers=spammers, seed=seed, clock_speed=clock_speed, port=port,
+        oracle=oracle,
     )
     signal.signal(signal.SIGTERM, _interrupt)  # `kill`, systemd, docker stop: stop as on Ctrl-C
     try:
