@@ -180,10 +180,10 @@ def apply_quality(store: Store, conn: Connector, campaign: Campaign, stage: Stag
     with store.write() as s:
         blocked = blocked_workers(s, provider)
         reconsider = policy_blocks(s, provider, campaign.id)
-        unblocked_before = {w for w, key in s.exec(select(WorkerAction.worker_id, WorkerAction.idempotency_key)
-                                                   .where(WorkerAction.campaign_id == campaign.id,
-                                                          WorkerAction.action == "unblock")).all()
-                            if key == f"unblock:{provider}:{w}:{campaign.id}"}
+        unblocked_before = {w for w, ev in s.exec(select(WorkerAction.worker_id, WorkerAction.evidence)
+                                                  .where(WorkerAction.campaign_id == campaign.id,
+                                                         WorkerAction.action == "unblock")).all()
+                            if (ev or {}).get("by") == "policy"}
         scores = {r.worker_id: r for r in s.exec(select(WorkerScore).where(WorkerScore.campaign_id == campaign.id))}
         for worker, x in inputs.items():
             sc = score(x, policy)
