@@ -57,11 +57,11 @@ def _campaign(tmp_path: Path, provider: str, items: int, **update):
     return spec, _load_truth(EXAMPLE, rows)[1]
 
 
-def _run(mp, store, spec, max_polls: int = 200) -> None:
-    launch(spec, store, spec_text=_spec_yaml(spec), endpoint=mp.url)
+def _run(mp, store, spec, max_polls: int = 200, conn=None) -> None:
+    launch(spec, store, spec_text=_spec_yaml(spec), endpoint=mp.url, connector=conn)
     for _ in range(max_polls):
         mp.advance(600)
-        if poll(store, spec.name, endpoint=mp.url).all_done:
+        if poll(store, spec.name, endpoint=mp.url, connector=conn).all_done:
             return
     raise AssertionError("campaign did not finish")
 
@@ -94,14 +94,18 @@ def test_a_policy_block_the_evidence_no_longer_holds_is_undone_once(tmp_path):
                             review={"block_below_trust": 0.5, "min_evidence": 6})
     store = open_store(f"sqlite:///{tmp_path / 'crowd.db'}")
     with start_local("mturk", workers=12, spammers=0.25, seed=3, oracle=pairwise_oracle(truth)) as mp:
-        _run(mp, store, spec)
-        conn = make_connector("mturk", "local", mp.url)
+        # pages one at a time, so the run repeats (the local server numbers HITs in arrival order)
+        conn = make_connector("mturk", "local", mp.url, max_workers=1)
+        _run(mp, store, spec, conn=conn)
         with store.session() as s:
             campaign = s.exec(select(Campaign)).one()
             stage = s.exec(select(Stage)).one()
-            trust = dict(s.exec(select(WorkerScore.worker_id, WorkerScore.trust)).all())
+            scores = s.exec(select(WorkerScore)).all()
             blocked = set(s.exec(select(Worker.worker_id).where(Worker.blocked)).all())
-        spam = {w.worker_id for w in mp.crowd.workers if w.spammer} & blocked
+        trust = {r.worker_id: r.trust for r in scores}
+        # spammers the policy blocked and whose evidence still reads "block" at the end
+        spam = {w.worker_id for w in mp.crowd.workers if w.spammer} & blocked & {
+            r.worker_id for r in scores if ": block," in r.evidence["decision"]}
         assert spam, "the policy should have blocked a spammer, or this test proves nothing"
         good = sorted((w for w in trust if trust[w] >= 0.5 and w not in blocked), key=trust.get)
         by_policy, by_operator, spammer = good[-1], good[-2], sorted(spam)[0]
