@@ -25,6 +25,7 @@ import hashlib
 import json
 import sys
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -56,7 +57,7 @@ STEP_S = 300  # a scheduler polling every 5 simulated minutes, as the demo does
 
 def run(provider: str, *, overlap: dict, items: int, workers: int = 40, spammers: float = 0.25, seed: int = 0,
         screening: str | None = None, work: Path, detail: bool = False, step: int = STEP_S,
-        wave: int | None = None) -> dict:
+        wave: int | None = None, probe_pages: int = 4) -> dict:
     """One campaign to the end; returns what the three measurements need."""
     from connectors.local import start_local
 
@@ -65,10 +66,11 @@ def run(provider: str, *, overlap: dict, items: int, workers: int = 40, spammers
     truth_by_id, truth_by_text = _load_truth(EXAMPLE, all_items)
     items_path = work / "items.jsonl"
     items_path.write_text("".join(json.dumps(i) + "\n" for i in all_items), encoding="utf-8")
-    tag = hashlib.sha256(json.dumps(overlap, sort_keys=True).encode()).hexdigest()[:8]  # same name every run
-    update = {"name": f"bench-{provider}-{seed}-{tag}-{bool(screening)}",
+    tag = hashlib.sha256(json.dumps([overlap, probe_pages], sort_keys=True).encode()).hexdigest()[:8]
+    update = {"name": f"bench-{provider}-{seed}-{tag}-{bool(screening)}",  # the same name every run
               "provider": provider, "items": str(items_path), "seed": seed, "budget": None,
-              "overlap": spec.overlap.model_copy(update=overlap), "wave": wave}
+              "overlap": spec.overlap.model_copy(update=overlap), "wave": wave,
+              "review": spec.review.model_copy(update={"probe_pages": probe_pages})}
     if screening:
         update["screening"] = {"test": screening}
     spec = spec.model_validate({**spec.model_dump(), **update})
@@ -94,7 +96,11 @@ def run(provider: str, *, overlap: dict, items: int, workers: int = 40, spammers
                                  .where(Stage.campaign_id == c.id).group_by(Assignment.worker_id)).all())
         trust = {r.worker_id: r for r in s.exec(select(WorkerScore).where(WorkerScore.campaign_id == c.id))}
         follow_ups = s.exec(select(func.count()).select_from(Page).join(Stage).where(
-            Stage.campaign_id == c.id, Page.follow_up)).one()
+            Stage.campaign_id == c.id, Page.follow_up, Page.lane.is_distinct_from("probation"))).one()
+        probes = s.exec(select(func.count()).select_from(Assignment).join(Page).join(Stage).where(
+            Stage.campaign_id == c.id, Page.lane == "probation")).one()
+        probed = Counter(s.exec(select(Assignment.worker_id).join(Page).join(Stage).where(
+            Stage.campaign_id == c.id, Page.lane == "probation")).all())
         judged = s.exec(select(Judgement.task_id, Judgement.worker_id).join(Stage).where(
             Stage.campaign_id == c.id)).all()
         at_block = {a.worker_id: a.evidence for a in s.exec(select(WorkerAction).where(
@@ -106,12 +112,13 @@ def run(provider: str, *, overlap: dict, items: int, workers: int = 40, spammers
            "spammers": len(spam), "spammers_blocked": len(spam & blocked),
            "honest_blocked": len(honest & blocked), "honest_ever_blocked": len(honest & set(at_block)),
            "spammers_unblocked": len(spam & unblocked), "honest_unblocked": len(honest & unblocked),
-           "follow_up_pages": follow_ups,
+           "follow_up_pages": follow_ups, "probe_assignments": probes,
+           "probed_spammers": len(spam & set(probed)), "probed_honest": len(honest & set(probed)),
            "repeat_answers": len(judged) - len(set(judged))}
     if detail:  # why each worker ended where they did
         out["workers"] = sorted(
             ({"worker": w, "spammer": sim[w].spammer, "accuracy": sim[w].accuracy, "blocked": w in blocked,
-              "assignments": per_worker.get(w, 0), "trust": round(trust[w].trust, 3),
+              "assignments": per_worker.get(w, 0), "probes": probed[w], "trust": round(trust[w].trust, 3),
               "upper": round(trust[w].parts.get("upper", 0), 3), "flags": trust[w].parts.get("flags"),
               "golden": [trust[w].evidence.get("golden_correct"), trust[w].evidence.get("golden")],
               "agreement": trust[w].parts.get("agreement"), "agreement_tasks": trust[w].evidence.get("agreement_tasks"),
@@ -142,6 +149,8 @@ def main() -> None:
     ap.add_argument("--share", type=float, default=0.5, help="adaptive overlap's extra_share")
     ap.add_argument("--follow-up-workers", default="trusted", choices=["trusted", "anyone"],
                     help="who may answer adaptive overlap's follow-up pages (spec overlap.follow_up_workers)")
+    ap.add_argument("--probe-pages", type=int, default=4,
+                    help="golden-only pages per suspect once follow-ups are for the trusted pool (review.probe_pages)")
     ap.add_argument("--wave", type=int, default=None, help="publish pages this many at a time (spec `wave`)")
     ap.add_argument("--step", type=int, default=STEP_S, help="simulated seconds between polls")
     ap.add_argument("--detail", action="store_true", help="add every worker's trust and evidence to each row")
@@ -160,7 +169,7 @@ def main() -> None:
                     continue
                 with tempfile.TemporaryDirectory() as tmp:
                     r = run(provider, overlap=overlap, items=args.items, seed=seed, screening=scr, work=Path(tmp),
-                          detail=args.detail, step=args.step, wave=args.wave)
+                          detail=args.detail, step=args.step, wave=args.wave, probe_pages=args.probe_pages)
                 r["run"] = label
                 rows.append(r)
                 print(json.dumps(r), flush=True)

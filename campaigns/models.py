@@ -141,8 +141,9 @@ class Page(SQLModel, table=True):
     assignments: int = 1
     # a follow-up page (adaptive overlap) asks again for items first shown on other pages
     follow_up: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default=false()))
-    # published to the batch's restricted lane (follow-up pages for the trusted pool)
-    restricted: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default=false()))
+    # the batch's named lane the page is published to (``connectors.base.BatchSpec.lanes``): "trusted"
+    # for follow-up pages, "probation" for probe pages; None for the batch's own HIT type or pool
+    lane: str | None = None
 
 
 class Publication(SQLModel, table=True):

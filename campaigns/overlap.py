@@ -28,7 +28,7 @@ careful workers outvote a spammer. An item with fewer unblocked answers than the
 unsettled whatever its votes say (its answers came from workers blocked since).
 
 Who answers them: the trusted pool (``overlap.follow_up_workers: trusted``, the default). The
-stage's batch has a restricted lane for them (a second HIT type or pool, ``connectors.base``)
+stage's batch has a lane for them (another HIT type or pool, ``connectors.base``)
 open only to the spec's ``pools.trusted``, used once that pool has at least the maximum overlap's
 number of members. Without it, follow-up answers come from whoever takes the page: on Toloka 7% of
 them came from spammers not yet blocked, and a spammer's answer on an unsettled item does the most
@@ -36,8 +36,9 @@ harm. With it, they come from the workers the trust policy is most sure of: on t
 benchmark adaptive overlap went from 1.3 points below fixed maximum overlap on Toloka (and level
 on MTurk) to 0.8 points above on both, at 75% of its assignments (benchmarks/RESULTS.md, fifth
 pass). The cost: a spammer not blocked by the end of the planned pages gets no more work, so no
-more evidence, and may end the campaign unblocked. The lane's decision is kept on the page
-(``Page.restricted``), so a re-publish after a crash goes where the first attempt went.
+more evidence, and may end the campaign unblocked, unless probe pages give it some
+(``campaigns.probation``). The lane's decision is kept on the page (``Page.lane``), so a
+re-publish after a crash goes where the first attempt went.
 
 How much extra work: capped at ``overlap.extra_share`` of the room between minimum and maximum,
 summed over the planned pages that got their minimum answers, least settled items first.
@@ -69,11 +70,11 @@ from campaigns.checkpoints import checkpoint
 from campaigns.labels import stage_fit
 from campaigns.launch import follow_pages, publish_stage
 from campaigns.models import Assignment, Campaign, Page, PollCursor, Publication, Stage, Task
-from campaigns.pools import blocked_workers, follow_up_pool, members
+from campaigns.pools import PROBATION_LANE, TRUSTED_LANE, blocked_workers, follow_up_pool, members
 from campaigns.specs import campaign_spec
 from campaigns.stages import follow_up_room, stage_shape
 from campaigns.store import Store
-from connectors.base import RESTRICTED, Connector, ConnectorError
+from connectors.base import BatchRef, Connector, ConnectorError
 from decomposition.aggregate import LabelFit
 
 
@@ -123,7 +124,7 @@ def finish_extensions(store: Store, conn: Connector, stage: Stage) -> list[str]:
     return [ref for page_id, ref in pending if _push(store, conn, stage, page_id, ref)]
 
 
-def _publish(store: Store, conn: Connector, campaign: Campaign, stage: Stage, page_ids: list[int]) -> int:
+def publish_pages(store: Store, conn: Connector, campaign: Campaign, stage: Stage, page_ids: list[int]) -> int:
     if not page_ids:
         return 0
     report = publish_stage(store, conn, campaign.id, stage_name=stage.name, page_ids=page_ids)
@@ -131,17 +132,31 @@ def _publish(store: Store, conn: Connector, campaign: Campaign, stage: Stage, pa
     return report.published
 
 
-def _trusted_lane(store: Store, campaign: Campaign, stage: Stage, top: int) -> bool:
+def write_follow_ups(store: Store, campaign: Campaign, stage: Stage, label: str, start: int,
+                     task_keys: list[list[str]], assignments: int, lane: str | None) -> list[int]:
+    """Write pages of ``task_keys`` to publish after the planned ones, keyed ``label/n`` from
+    ``start`` (so a re-run after a crash writes the same keys); returns their ids."""
+    with store.write() as s:
+        new = [Page(stage_id=stage.id, page_key=keys.short_id(campaign.name, stage.name, f"{label}/{start + i}",
+                                                              prefix="pg"),
+                    task_keys=k, assignments=assignments, follow_up=True, lane=lane)
+               for i, k in enumerate(task_keys)]
+        s.add_all(new)
+        s.flush()
+        return [p.id for p in new]
+
+
+def trusted_lane(store: Store, campaign: Campaign, stage: Stage, top: int) -> bool:
     """Do the next follow-up pages go to the trusted pool's lane? Only when the stage's batch has
     that lane and the pool has at least ``top`` members: fewer could not give an item the answers
     it may still need from different people."""
     pool = follow_up_pool(campaign)
-    if pool is None or RESTRICTED not in (stage.batch_ref or {}).get("extra", {}):
+    if pool is None or not stage.batch_ref or not BatchRef.model_validate(stage.batch_ref).has_lane(TRUSTED_LANE):
         return False
     return len(members(store, campaign.provider, pool)) >= top
 
 
-def _waiting(page: Page, received: dict[int, int]) -> bool:
+def waiting(page: Page, received: dict[int, int]) -> bool:
     """Is the page still waiting for answers (or not yet published)?"""
     return page.status != "done" and received.get(page.id, 0) < page.assignments
 
@@ -159,44 +174,38 @@ def ask_again(store: Store, conn: Connector, campaign: Campaign, stage: Stage) -
         received = dict(s.exec(select(Assignment.page_id, func.count()).where(Assignment.stage_id == stage.id)
                                .group_by(Assignment.page_id)).all())
         real = dict(s.exec(select(Task.key, Task.id).where(Task.stage_id == stage.id, Task.golden.is_(False))).all())
-    published = _publish(store, conn, campaign, stage, [p.id for p in pages if p.follow_up and p.id not in on_market])
+    unpublished = [p.id for p in pages if p.follow_up and p.id not in on_market]  # probe pages too
+    published = publish_pages(store, conn, campaign, stage, unpublished)
     planned = [p for p in pages if not p.follow_up]
-    if any(_waiting(p, received) for p in planned):
+    if any(waiting(p, received) for p in planned):
         return published
 
     asked: Counter[str] = Counter()
-    waiting: set[str] = set()  # keys on a follow-up page still waiting for its answer
+    open_keys: set[str] = set()  # keys on a follow-up page still waiting for its answer
     for p in pages:
         asked.update({k: p.assignments for k in p.task_keys})
-        if _waiting(p, received):
-            waiting.update(p.task_keys)
+        if waiting(p, received) and p.lane != PROBATION_LANE:  # a probe page holds golden tasks only
+            open_keys.update(p.task_keys)
     with store.session() as s:
         blocked = blocked_workers(s, campaign.provider)
     fit, rows, _ = stage_fit(store, stage, blocked)
     confidence = item_confidence(fit, rows, blocked, minimum) if len(rows) else {}
     unsettled = sorted((confidence.get(t, 0.0), t, k) for k, t in real.items()
-                       if k not in waiting and asked[k] < top
+                       if k not in open_keys and asked[k] < top
                        and confidence.get(t, 0.0) < spec.overlap.target_agreement)
     ready = sum(received.get(p.id, 0) >= minimum for p in planned)
     room = follow_up_room(spec, ready, minimum, top) - sum(p.assignments for p in pages if p.follow_up)
     size = stage_shape(spec, stage.name)[0]
     # full pages while others still wait for answers; the rest once none does, so the stage can end
-    count = len(unsettled) // size if waiting else math.ceil(len(unsettled) / size)
+    count = len(unsettled) // size if open_keys else math.ceil(len(unsettled) / size)
     affordable = pages_affordable(store, campaign.id, pages_cost(campaign.provider, stage.reward, [1]))
     count = min(count, room, count if affordable is None else affordable)
     if count <= 0:
         return published
 
-    start = sum(p.follow_up for p in pages)
-    restricted = _trusted_lane(store, campaign, stage, top)
-    with store.write() as s:
-        new = [Page(stage_id=stage.id, page_key=keys.short_id(campaign.name, stage.name, f"follow-up/{start + i}",
-                                                              prefix="pg"),
-                    task_keys=[k for _, _, k in unsettled[i * size:(i + 1) * size]], assignments=1, follow_up=True,
-                    restricted=restricted)
-               for i in range(count)]
-        s.add_all(new)
-        s.flush()
-        ids = [p.id for p in new]
+    start = sum(p.follow_up and p.lane != PROBATION_LANE for p in pages)
+    lane = TRUSTED_LANE if trusted_lane(store, campaign, stage, top) else None
+    ids = write_follow_ups(store, campaign, stage, "follow-up", start,
+                           [[k for _, _, k in unsettled[i * size:(i + 1) * size]] for i in range(count)], 1, lane)
     checkpoint("overlap.follow_ups_written")
-    return published + _publish(store, conn, campaign, stage, ids)
+    return published + publish_pages(store, conn, campaign, stage, ids)

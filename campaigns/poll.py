@@ -29,6 +29,7 @@ from campaigns.ingest import ingest
 from campaigns.launch import release_wave
 from campaigns.models import Campaign, PollCursor, Stage
 from campaigns.overlap import ask_again, finish_extensions
+from campaigns.probation import close_probes, open_probes
 from campaigns.quality import apply_quality
 from campaigns.review import review_stage
 from campaigns.stages import advance, refresh_pages
@@ -50,6 +51,7 @@ class StagePoll:
     bonuses: int = 0
     extended: int = 0  # pages given more assignments (Find-Fix-Verify top-ups)
     follow_ups: int = 0  # follow-up pages published for unsettled items (adaptive overlap)
+    probes: int = 0  # golden-only probe pages published for suspects (campaigns.probation)
     pages_done: int = 0
     pages: int = 0
     status: str = "open"
@@ -71,6 +73,7 @@ class PollReport:
                 parts.append(f"{s.campaign}/{s.stage}: skipped ({s.skipped})")
             else:
                 asked = f", {s.follow_ups} follow-up pages" if s.follow_ups else ""
+                asked += f", {s.probes} probe pages" if s.probes else ""
                 parts.append(f"{s.campaign}/{s.stage}: {s.new} new, {s.approved} approved, {s.rejected} rejected, "
                              f"{s.blocked} blocked{asked}, pages {s.pages_done}/{s.pages}, {s.status}")
         return "; ".join(parts)
@@ -176,7 +179,9 @@ def poll_stage(store: Store, conn: Connector, campaign: Campaign, stage: Stage, 
     sp.bonuses = pay_bonuses(store, conn, campaign, stage).paid
     reopened = finish_extensions(store, conn, stage)
     sp.extended = len(reopened)
+    sp.probes = open_probes(store, conn, campaign, stage)  # before follow-ups: probes claim room first
     sp.follow_ups = ask_again(store, conn, campaign, stage)
+    close_probes(store, conn, campaign, stage)
     release_wave(store, conn, campaign, stage)
     finished = [r for r in result.finished_pages if r not in reopened]
     sp.pages_done, sp.pages = refresh_pages(store, stage.id, finished_refs=finished)

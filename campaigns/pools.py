@@ -67,6 +67,9 @@ def requirements_for(campaign: Campaign, stage_name: str, conn: Connector) -> li
     return out
 
 
+TRUSTED_LANE, PROBATION_LANE = "trusted", "probation"  # the batch lanes the engine uses (connectors.base)
+
+
 def follow_up_pool(campaign: Campaign) -> str | None:
     """The pool adaptive overlap's follow-up pages are for (the spec's trusted pool), or None when
     anyone the stage admits may answer them."""
@@ -74,6 +77,25 @@ def follow_up_pool(campaign: Campaign) -> str | None:
     if spec.overlap.follow_up_workers != "trusted" or spec.review.trusted_above is None:
         return None
     return spec.pools.trusted
+
+
+def probation_pool(campaign: Campaign) -> str | None:
+    """The pool probe pages are for (``campaigns.probation``): only with follow-up pages for the
+    trusted pool (otherwise suspects get follow-up work and with it evidence) and a blocking
+    policy; ``review.probe_pages: 0`` turns them off."""
+    spec = campaign_spec(campaign)
+    if follow_up_pool(campaign) is None or not spec.review.probe_pages or spec.review.block_below_trust is None:
+        return None
+    return spec.pools.probation
+
+
+def lane_pools(campaign: Campaign, stage: Stage) -> dict[str, str]:
+    """Per lane the stage's batch gets, the pool it is open to: adaptive stages only (the lanes
+    exist for follow-up pages and for the probes that go with them)."""
+    if stage.max_assignments_per_page <= stage.assignments_per_page:
+        return {}
+    lanes = {TRUSTED_LANE: follow_up_pool(campaign), PROBATION_LANE: probation_pool(campaign)}
+    return {name: pool for name, pool in lanes.items() if pool}
 
 
 def sync_screening(store: Store, conn: Connector, campaign: Campaign, *, force: bool = False) -> int:

@@ -94,6 +94,7 @@ class Pools(_Spec):
     min_score: int | None = None
     blocked: str | None = "blocked"  # excluded from every batch
     trusted: str | None = "trusted"  # workers the trust policy is confident about join it
+    probation: str | None = "probation"  # suspects, while probe pages are out for them (campaigns.probation)
 
 
 class Screening(_Spec):
@@ -112,6 +113,9 @@ class Review(_Spec):
     block_via: Literal["block", "pool"] = "block"  # a hard marketplace block, or the `pools.blocked` pool
     trust_prior: tuple[float, float] = (1.0, 1.0)  # Beta(alpha, beta) prior on a worker's accuracy
     quality_bonus: Decimal | None = None  # per approved assignment of a worker the trust policy trusts
+    # golden-only pages offered to each suspect (trust leaning below block_below_trust, undecided) once
+    # follow-up pages are for the trusted pool only, so they still give evidence (campaigns.probation)
+    probe_pages: int = Field(default=4, ge=0)
 
     _m = field_validator("quality_bonus", mode="before")(lambda v: None if v is None else _money(v))
 

@@ -18,7 +18,7 @@ from campaigns import keys
 from campaigns.errors import CrowdError
 from campaigns.loading import load_items
 from campaigns.models import Assignment, Campaign, Page, Publication, Stage, Task
-from campaigns.pools import follow_up_pool, requirements_for
+from campaigns.pools import lane_pools, requirements_for
 from campaigns.spec import CampaignSpec
 from campaigns.specs import campaign_spec
 from campaigns.store import Store
@@ -160,7 +160,7 @@ def neutral_page(campaign: Campaign, stage: Stage, page: Page, tasks: list[Task]
                       known_answer=t.golden_answer if t.golden else None)
              for t in tasks]
     return NeutralPage(page_id=page.page_key, idempotency_key=keys.page_key(campaign.name, stage.name, page.page_key),
-                       items=items, assignments=page.assignments, restricted=page.restricted)
+                       items=items, assignments=page.assignments, lane=page.lane)
 
 
 def batch_spec_for(campaign: Campaign, stage: Stage, conn: Connector) -> BatchSpec:
@@ -172,8 +172,8 @@ def batch_spec_for(campaign: Campaign, stage: Stage, conn: Connector) -> BatchSp
     title, description = spec.title, spec.description
     if spec.kind == "ffv" and stage.name in FFV_TITLES:
         title, description = FFV_TITLES[stage.name]
-    lane = follow_up_pool(campaign) if stage.max_assignments_per_page > stage.assignments_per_page else None
-    restricted = [PoolRequirement(pool=conn.ensure_pool(PoolSpec(name=lane)))] if lane else []
+    lanes = {name: [PoolRequirement(pool=conn.ensure_pool(PoolSpec(name=pool)))]
+             for name, pool in lane_pools(campaign, stage).items()}
     return BatchSpec(batch_id=f"{campaign.name}/{stage.name}", idempotency_key=stage.batch_idempotency_key,
                      stage=stage.name, kind=stage.kind, title=title, description=description,
                      instructions=(overrides.instructions if overrides and overrides.instructions else
@@ -182,7 +182,7 @@ def batch_spec_for(campaign: Campaign, stage: Stage, conn: Connector) -> BatchSp
                      assignment_duration_s=spec.assignment_duration_s, lifetime_s=spec.lifetime_s,
                      auto_approval_delay_s=spec.auto_approval_delay_s, requirements=requirements,
                      locales=spec.locales, golden_per_page=golden_per_page,
-                     real_per_page=max(1, page_size - golden_per_page), restricted_requirements=restricted)
+                     real_per_page=max(1, page_size - golden_per_page), lanes=lanes)
 
 
 def judge(kind, task: Task, answer: dict | None, parse_error: str | None) -> tuple[Any, str | None, bool | None]:

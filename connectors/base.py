@@ -13,13 +13,14 @@ no connector change.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Money = Decimal
 Provider = Literal["mturk", "toloka"]
@@ -105,7 +106,7 @@ class Page(_Model):
     idempotency_key: str
     items: list[PageItem]
     assignments: int | None = Field(default=None, ge=1)  # None: the batch's ``assignments_per_page``
-    restricted: bool = False  # publish to the batch's restricted lane (``BatchSpec.restricted_requirements``)
+    lane: str | None = None  # publish to this named lane of the batch (``BatchSpec.lanes``); None: its own
 
 
 class PoolSpec(_Model):
@@ -153,10 +154,11 @@ class BatchSpec(_Model):
     """One published unit of work with one price and one form kind: an MTurk HIT type or a
     Toloka pool (inside a project per stage).
 
-    With ``restricted_requirements`` the batch has a second *lane*, created with it: a second HIT
-    type or pool, same form and price, open only to workers who also meet those requirements.
-    A page marked ``restricted`` goes there; ``fetch`` and ``close`` cover both lanes. Adaptive
-    overlap sends its follow-up pages there, to the trusted pool (``campaigns.overlap``)."""
+    Each entry of ``lanes`` gives the batch a named *lane*, created with it: another HIT type or
+    pool, same form and price, open only to workers who also meet that lane's requirements. A page
+    with ``lane`` set goes there; ``fetch`` and ``close`` cover every lane. The engine uses two:
+    ``trusted`` for adaptive overlap's follow-up pages (``campaigns.overlap``) and ``probation``
+    for golden-only probe pages that only suspects may take (``campaigns.probation``)."""
 
     batch_id: str
     idempotency_key: str
@@ -175,31 +177,52 @@ class BatchSpec(_Model):
     locales: list[str] = Field(default_factory=list)  # ISO country codes
     golden_per_page: int = 0
     real_per_page: int = 1
-    restricted_requirements: list[PoolRequirement] = Field(default_factory=list)
+    lanes: dict[str, list[PoolRequirement]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _lane_names(self) -> BatchSpec:
+        bad = [n for n in self.lanes if not LANE_NAME.fullmatch(n)]
+        if bad:
+            raise ValueError(f"lane names are lowercase words (a-z, 0-9, _), not {bad[0]!r}")
+        return self
 
 
-RESTRICTED = "restricted"  # BatchRef.extra key of the restricted lane's HIT type / pool id
+LANE_NAME = re.compile(r"[a-z][a-z0-9_]*")
+LANE_KEY = "lane:"  # BatchRef.extra key prefix: "lane:<name>" holds that lane's HIT type / pool id
+LEGACY_LANES = {"restricted": "trusted"}  # extra keys written before lanes had names
 
 
 class BatchRef(_Model):
     provider: str
     batch_id: str
     ref: str  # HITTypeId / Toloka pool id
-    extra: dict[str, str] = Field(default_factory=dict)  # e.g. Toloka project id, the restricted lane
+    extra: dict[str, str] = Field(default_factory=dict)  # e.g. Toloka project id, "lane:<name>" refs
+
+    @model_validator(mode="after")
+    def _legacy_lanes(self) -> BatchRef:
+        """A ref stored before lanes had names keeps its one lane, under that lane's name now."""
+        for old, name in LEGACY_LANES.items():
+            if old in self.extra:
+                self.extra.setdefault(LANE_KEY + name, self.extra.pop(old))
+        return self
+
+    def has_lane(self, name: str) -> bool:
+        return LANE_KEY + name in self.extra
 
     @property
     def lanes(self) -> list[str]:
-        """The batch's HIT types / pools: its own, then its restricted lane if it has one."""
-        return [self.ref] + ([self.extra[RESTRICTED]] if RESTRICTED in self.extra else [])
+        """The batch's HIT types / pools: its own, then its named lanes by name."""
+        return [self.ref] + [self.extra[k] for k in sorted(self.extra) if k.startswith(LANE_KEY)]
 
     def lane(self, page: Page) -> str:
-        """Where ``page`` goes: the restricted lane for a restricted page (which needs one)."""
-        if not page.restricted:
+        """Where ``page`` goes: its named lane (which the batch must have), else the batch's own."""
+        if page.lane is None:
             return self.ref
-        if RESTRICTED not in self.extra:
-            raise ConnectorError(self.provider, "publish", "NoRestrictedLane",
-                                 f"page {page.page_id} is restricted but batch {self.batch_id} has no restricted lane")
-        return self.extra[RESTRICTED]
+        if not self.has_lane(page.lane):
+            raise ConnectorError(self.provider, "publish", "NoSuchLane",
+                                 f"page {page.page_id} is for lane {page.lane!r} but batch {self.batch_id} "
+                                 f"has no such lane")
+        return self.extra[LANE_KEY + page.lane]
 
 
 
@@ -289,6 +312,10 @@ class Connector(Protocol):
         ...
     def watch(self, cursor: str | None, page_refs: Sequence[str]) -> str | None:
         """A cursor that also follows ``page_refs`` (pages added to a batch after its first fetch)."""
+        ...
+    def stop(self, page_ref: str) -> None:
+        """Hand the page to no new worker; work already taken may still come in. Afterwards the
+        page is finished once ``fetch`` reports it so or it has ``page_assignments`` answers."""
         ...
     def list_bonuses(self, *, assignment_id: str | None = None) -> list[dict]:
         """Bonuses the marketplace paid (for reconciliation): worker_id, assignment_id, amount, reason."""

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from connectors.base import (
+    BatchRef,
     BatchSpec,
     Choice,
     Connector,
@@ -227,34 +228,74 @@ def test_cursor_is_compact_and_drops_finished_pages(connector):
     assert len(final.cursor or "") < len(first.cursor or "")  # finished pages are no longer carried
 
 
-def test_restricted_pages_go_to_a_lane_only_its_pool_enters(connector):
+def test_pages_of_a_lane_go_where_only_its_pool_enters(connector):
     conn, mp = connector
     pool = conn.ensure_pool(PoolSpec(name="lane-pool"))
     members = {w.worker_id for w in mp.crowd.workers[:5]}
     for worker in members:
         conn.grant(pool, worker, 1)
-    spec = batch_spec("b6", restricted_requirements=[PoolRequirement(pool=pool)])
+    spec = batch_spec("b6", lanes={"members": [PoolRequirement(pool=pool)]})
     batch = conn.create_batch(spec)
     assert len(set(batch.lanes)) == 2 and conn.create_batch(spec).lanes == batch.lanes  # found again, not made twice
-    pages = [p.model_copy(update={"restricted": n >= 2}) for n, p in enumerate(make_pages(
+    pages = [p.model_copy(update={"lane": "members" if n >= 2 else None}) for n, p in enumerate(make_pages(
         [f"lane {n}" for n in range(8)], prefix="l"))]
     published = conn.publish(batch, spec, pages)
     assert [p.provider_ref for p in conn.publish(batch, spec, pages)] == [p.provider_ref for p in published]
     got, cursor = fetch_all(conn, batch, mp, want=8)
     assert len({a.assignment_id for a in got}) == len(got) == 8  # both lanes fetched, each answer once
-    restricted = {pp.provider_ref for pp, p in zip(published, pages, strict=True) if p.restricted}
+    restricted = {pp.provider_ref for pp, p in zip(published, pages, strict=True) if p.lane}
     assert {a.page_ref for a in got} == {p.provider_ref for p in published}
     assert {a.worker_id for a in got if a.page_ref in restricted} <= members
     assert {a.worker_id for a in got if a.page_ref not in restricted} - members  # the open lane: anyone
 
     # close ends both lanes: pages published just before it get no answers
-    late = [p.model_copy(update={"restricted": n == 1}) for n, p in enumerate(make_pages(["x", "y"], "z", 1))]
+    late = [p.model_copy(update={"lane": "members" if n == 1 else None})
+            for n, p in enumerate(make_pages(["x", "y"], "z", 1))]
     conn.publish(batch, spec, late)
     conn.close(batch)
     assert fetch_all(conn, batch, mp, want=1, cursor=cursor, rounds=2)[0] == []
 
-    plain_spec = batch_spec("b7")  # a batch without a lane refuses a restricted page, publishing nothing
+    plain_spec = batch_spec("b7")  # a batch without the lane refuses a page for it, publishing nothing
     plain = conn.create_batch(plain_spec)
-    with pytest.raises(ConnectorError, match="no restricted lane"):
+    with pytest.raises(ConnectorError, match="has no such lane"):
         conn.publish(plain, plain_spec, pages)
     assert conn.fetch(plain, None).assignments == [] and fetch_all(conn, plain, mp, want=1, rounds=1)[0] == []
+
+
+def test_a_stopped_page_takes_no_new_worker_and_finishes(connector):
+    conn, mp = connector
+    pool = conn.ensure_pool(PoolSpec(name="stop-pool"))
+    first, later = (w.worker_id for w in mp.crowd.workers[:2])
+    conn.grant(pool, first, 1)
+    spec = batch_spec("b8", assignments=4, requirements=[PoolRequirement(pool=pool)])  # one worker may enter
+    batch = conn.create_batch(spec)
+    [page] = conn.publish(batch, spec, make_pages(["stop me"], prefix="s", per_page=1))
+    got, cursor = fetch_all(conn, batch, mp, want=1)
+    assert [a.worker_id for a in got] == [first]  # three slots left that nobody can take
+    result = conn.fetch(batch, cursor)
+    assert page.provider_ref not in result.finished_pages
+    conn.stop(page.provider_ref)
+    conn.stop(page.provider_ref)  # safe to repeat (the engine re-stops at every poll until finished)
+    left = conn.page_assignments(page.provider_ref)
+    conn.grant(pool, later, 1)  # a worker who could enter now gets no new work from the page
+    more, finished, cursor = [], [], result.cursor
+    for _ in range(3):
+        mp.advance(1800)
+        result = conn.fetch(batch, cursor)
+        more, finished, cursor = more + result.assignments, finished + result.finished_pages, result.cursor
+    assert more == []
+    assert page.provider_ref in finished or left == len(got)  # finished by one sign or the other
+
+
+def test_a_batch_ref_from_before_named_lanes_keeps_its_lane():
+    """A ref stored when a batch had at most one lane (extra key ``restricted``) reads as the
+    trusted lane, so follow-up pages written then still publish where they went before."""
+    ref = BatchRef.model_validate({"provider": "mturk", "batch_id": "c/s", "ref": "HT0",
+                                   "extra": {"restricted": "HT1", "lifetime_s": "60"}})
+    page = Page(page_id="p", idempotency_key="k", items=[], lane="trusted")
+    assert ref.lane(page) == "HT1" and ref.lanes == ["HT0", "HT1"] and ref.extra["lifetime_s"] == "60"
+    assert ref.lane(page.model_copy(update={"lane": None})) == "HT0"
+    with pytest.raises(ConnectorError, match="has no such lane"):
+        ref.lane(page.model_copy(update={"lane": "probation"}))
+    with pytest.raises(ValueError, match="lane names"):
+        batch_spec("b9", lanes={"Trusted Workers": []})

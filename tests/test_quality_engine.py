@@ -224,24 +224,24 @@ def test_adaptive_overlap_asks_unsettled_items_again_on_follow_up_pages(tmp_path
         on_market = {p.id: conn.page_assignments(refs[p.id]) for p in pages}
         lane = {p.id: _lane_of(conn, provider, refs[p.id]) for p in pages}
         trusted_ref = conn.ensure_pool(PoolSpec(name="trusted")).ref
-        follow_ups = [p for p in pages if p.follow_up]
+        follow_ups = [p for p in pages if p.follow_up and p.lane != "probation"]
         assert follow_ups, "a crowd with 25% spammers leaves items unsettled at 3 answers"
         if workers == "trusted":  # the lane once the trusted pool had 7 members, the open batch before
-            assert any(p.restricted for p in follow_ups), "the trusted pool should have grown big enough"
-            lane_admits = _admits(conn, provider, stage.batch_ref["extra"]["restricted"])
+            assert any(p.lane == "trusted" for p in follow_ups), "the trusted pool should have grown big enough"
+            lane_admits = _admits(conn, provider, stage.batch_ref["extra"]["lane:trusted"])
             main_admits = _admits(conn, provider, stage.batch_ref["ref"])
     assert done
     if workers == "trusted":  # follow-up pages went to the restricted lane, which only the trusted pool enters
-        assert all(p.follow_up for p in pages if p.restricted)
-        assert all((lane[p.id] == stage.batch_ref["extra"]["restricted"]) == p.restricted for p in pages)
+        assert all(p.follow_up for p in pages if p.lane)
+        assert all((lane[p.id] == stage.batch_ref["extra"]["lane:trusted"]) == (p.lane == "trusted") for p in pages)
         assert trusted_ref in lane_admits and trusted_ref not in main_admits
         with store.session() as s:
             granted = set(s.exec(select(WorkerAction.worker_id).where(WorkerAction.action == "grant",
                                                                        WorkerAction.pool == "trusted")).all())
-            in_lane = set(s.exec(select(Assignment.worker_id).join(Page).where(Page.restricted)).all())
+            in_lane = set(s.exec(select(Assignment.worker_id).join(Page).where(Page.lane == "trusted")).all())
         assert in_lane and in_lane <= granted
     else:  # without the lane every page is in the batch's own HIT type / pool
-        assert "restricted" not in stage.batch_ref["extra"] and not any(p.restricted for p in pages)
+        assert not any(k.startswith("lane:") for k in stage.batch_ref["extra"]) and not any(p.lane for p in pages)
         assert set(lane.values()) == {stage.batch_ref["ref"]}
     assert all(p.assignments == 1 and 1 <= len(p.task_keys) <= 5 and set(p.task_keys) <= set(real) for p in follow_ups)
     assert not any(set(p.task_keys) & golden for p in follow_ups)

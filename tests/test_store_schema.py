@@ -107,3 +107,34 @@ def test_settings_read_environment_and_hide_secrets(monkeypatch):
     assert "tok-secret-123" not in repr(s) and "tok-secret-123" not in str(s.model_dump())
     monkeypatch.setenv("CROWD_TOLOKA_API_KEY", "crowd-wins")
     assert Settings().toloka_api_key.get_secret_value() == "crowd-wins"
+
+
+def test_page_lanes_survive_migration_0004_both_ways(db_url):
+    """0004 turns ``pages.restricted`` (the one lane there was) into ``pages.lane``: a page for
+    the trusted lane stays one across a downgrade to 0003 and back."""
+    from campaigns.models import Page
+    from tests.test_store_ops import seed
+
+    store = open_store(db_url)
+    try:
+        _, (stage_id,) = seed(store)
+        with store.write() as s:
+            s.add_all([Page(stage_id=stage_id, page_key=f"pg-{lane}", lane=lane)
+                       for lane in ("trusted", "probation", None)])
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        with store.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0003")
+        with store.engine.connect() as conn:
+            rows = dict(conn.exec_driver_sql("SELECT page_key, restricted FROM pages").all())
+        assert {k: bool(v) for k, v in rows.items()} == {"pg-trusted": True, "pg-probation": False, "pg-None": False}
+    finally:
+        store.close()
+    store = open_store(db_url)  # back up to head
+    try:
+        with store.engine.connect() as conn:
+            rows = dict(conn.exec_driver_sql("SELECT page_key, lane FROM pages").all())
+        assert rows == {"pg-trusted": "trusted", "pg-probation": None, "pg-None": None}  # 0003 knew one lane
+    finally:
+        store.close()

@@ -1,6 +1,6 @@
 """``MTurkConnector``: the neutral ``Connector`` protocol over boto3's ``mturk`` client.
 
-Mapping: a batch is a HIT type (two with a restricted lane), a page is a HIT (HTMLQuestion crowd-form), a pool is a
+Mapping: a batch is a HIT type (and one more per lane), a page is a HIT (HTMLQuestion crowd-form), a pool is a
 qualification type, a screening test is a qualification type with Test + AnswerKey (MTurk scores
 it), a block is a worker block. Every API call goes through ``_call``: counted in ``calls``, paced
 by the rate limiter when asked, retried by the shared tenacity policy (botocore's own retries are
@@ -40,7 +40,7 @@ from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from connectors.base import (
-    RESTRICTED,
+    LANE_KEY,
     BatchRef,
     BatchSpec,
     BonusReceipt,
@@ -303,9 +303,9 @@ class MTurkConnector:
 
     # ------------------------------------------------------------------ batches and pages
     @staticmethod
-    def _requirements(spec: BatchSpec, restricted: bool = False) -> list[dict[str, Any]]:
+    def _requirements(spec: BatchSpec, lane: str | None = None) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
-        for req in spec.requirements + (spec.restricted_requirements if restricted else []):
+        for req in spec.requirements + (spec.lanes[lane] if lane else []):
             if req.exclude:
                 out.append({"QualificationTypeId": req.pool.ref, "Comparator": "DoesNotExist"})
             elif req.min_score is None:
@@ -318,20 +318,20 @@ class MTurkConnector:
                         "LocaleValues": [{"Country": c.upper()} for c in spec.locales]})
         return out
 
-    def _hit_type(self, spec: BatchSpec, restricted: bool = False) -> str:
+    def _hit_type(self, spec: BatchSpec, lane: str | None = None) -> str:
         return self._call(
             "CreateHITType", Title=spec.title, Description=spec.description,
             Keywords=",".join(spec.keywords), Reward=money(spec.reward, "CreateHITType"),
             AssignmentDurationInSeconds=spec.assignment_duration_s,
             AutoApprovalDelayInSeconds=spec.auto_approval_delay_s,
-            QualificationRequirements=self._requirements(spec, restricted))["HITTypeId"]
+            QualificationRequirements=self._requirements(spec, lane))["HITTypeId"]
 
     def create_batch(self, spec: BatchSpec) -> BatchRef:
-        """One HIT type per batch, and a second with the restricted requirements added for its
-        restricted lane (MTurk returns the same HITTypeId for the same properties)."""
+        """One HIT type per batch, and one per lane with that lane's requirements added (MTurk
+        returns the same HITTypeId for the same properties, so this is safe to repeat)."""
         extra = {"lifetime_s": str(spec.lifetime_s), "assignments": str(spec.assignments_per_page)}
-        if spec.restricted_requirements:
-            extra[RESTRICTED] = self._hit_type(spec, restricted=True)
+        for name in spec.lanes:
+            extra[LANE_KEY + name] = self._hit_type(spec, name)
         return BatchRef(provider=PROVIDER, batch_id=spec.batch_id, ref=self._hit_type(spec), extra=extra)
 
     def _remember(self, hit_type: str, hit_id: str, info: _Hit) -> None:
@@ -532,14 +532,18 @@ class MTurkConnector:
             state["open"].setdefault(hit_id, _Hit().dump())
         return json.dumps(state, separators=(",", ":"))
 
-    def expire(self, page_ref: str) -> None:
-        """Stop a HIT from taking new workers (work already accepted may still be submitted)."""
-        self._call("UpdateExpirationForHIT", HITId=page_ref, ExpireAt=PAST)
+    def _expire(self, hit_id: str) -> None:
+        self._call("UpdateExpirationForHIT", HITId=hit_id, ExpireAt=PAST)
+
+    def stop(self, page_ref: str) -> None:
+        """Expire the HIT: no new worker takes it, work already accepted may still be submitted,
+        and it turns Reviewable (``fetch``: finished) once none is pending."""
+        self._expire(page_ref)
 
     def close(self, batch: BatchRef) -> None:
-        """Expire every HIT of the batch, in either lane (found via ListHITs)."""
+        """Expire every HIT of the batch, in every lane (found via ListHITs)."""
         hit_ids = [h["HITId"] for h in self._pages("ListHITs", "HITs") if h.get("HITTypeId") in batch.lanes]
-        self._map(self.expire, hit_ids)
+        self._map(self._expire, hit_ids)
 
     def balance(self) -> Decimal:
         return Decimal(self._call("GetAccountBalance")["AvailableBalance"])

@@ -1,7 +1,7 @@
 """``TolokaConnector``: the neutral ``Connector`` protocol over toloka-kit 1.2.3.
 
 Mapping: a stage+kind is a project (input/output spec and Template Builder view from the
-widgets, see ``forms``), a batch is a pool (two with a restricted lane), a page is a **task
+widgets, see ``forms``), a batch is a pool (and one more per lane), a page is a **task
 suite** of the page's items, a worker pool is a skill, a screening test is an exam pool of golden
 tasks whose quality control sets a skill to the percentage answered correctly, a block is an
 all-projects restriction.
@@ -23,7 +23,7 @@ keys)``; a re-run finds the operation and returns its suites (``created=False``)
 ``operation_id = uuid5(idempotency key)``.
 
 ``fetch`` cursor (compact JSON): ``{"p": {pool id: state}}``, one state per lane of the batch
-(its pool and, with a restricted lane, a second pool named ``batch id + LANE_SUFFIX``); a state is
+(its pool, then one pool per lane, named ``batch id + "#" + lane name``); a state is
 ``{"t": latest submitted time read, "i": [ids read at exactly t], "o": {open suite id: assignments
 still expected}, "m": highest suite id known}`` (a cursor that is one bare state is read as the
 batch's own pool's). Each poll reads
@@ -60,7 +60,7 @@ from toloka.client.exceptions import (
 )
 
 from connectors.base import (
-    RESTRICTED,
+    LANE_KEY,
     BatchRef,
     BatchSpec,
     BonusReceipt,
@@ -83,7 +83,6 @@ T = TypeVar("T")
 DEFAULT_LOCAL_URL = "http://127.0.0.1:8766"
 NAMESPACE = uuid.UUID("6f0c1b2e-9a57-4c1e-8f7d-2b3c4d5e6f70")
 TAG = "crowdbridge"
-LANE_SUFFIX = "#restricted"  # the restricted lane's pool: private_name = the batch id + this
 _ID_SEGMENT = re.compile(r"/[^/]*\d[^/]*(?=/|$)")  # "/v1/pools/123/open" -> "/v1/pools/{id}/open"
 _STATUS = {"SUBMITTED": "submitted", "ACCEPTED": "approved", "REJECTED": "rejected"}
 
@@ -396,10 +395,10 @@ class TolokaConnector:
         pool's own quality control only bans fast submitters when the engine's spec asks for none."""
         project_id = self._ensure_project(spec, None)
         extra = {"project_id": project_id}
-        if spec.restricted_requirements:  # the restricted lane: a second pool, its filter adding those
-            lane = spec.model_copy(update={"batch_id": f"{spec.batch_id}{LANE_SUFFIX}", "restricted_requirements": [],
-                                           "requirements": spec.requirements + spec.restricted_requirements})
-            extra[RESTRICTED] = self._ensure_pool(lane, project_id)
+        for name, reqs in spec.lanes.items():  # a lane: another pool, its filter adding the lane's requirements
+            lane = spec.model_copy(update={"batch_id": f"{spec.batch_id}#{name}", "lanes": {},
+                                           "requirements": spec.requirements + reqs})
+            extra[LANE_KEY + name] = self._ensure_pool(lane, project_id)
         return BatchRef(
             provider=self.provider, batch_id=spec.batch_id, ref=self._ensure_pool(spec, project_id), extra=extra
         )
@@ -730,6 +729,12 @@ class TolokaConnector:
     def page_assignments(self, page_ref: str) -> int:
         """The task suite's overlap now (to make an extension idempotent)."""
         return int(self._call("extend", lambda: self.client.get_task_suite(page_ref)).overlap or 0)
+
+    def stop(self, page_ref: str) -> None:
+        """Overlap down to what is already issued ("or min"): no new worker gets the suite, and
+        ``page_assignments`` then says how many answers can still come (active ones included)."""
+        self._call("stop", lambda: self.client.patch_task_suite_overlap_or_min(
+            page_ref, tc.task_suite.TaskSuiteOverlapPatch(overlap=0)))
 
     def watch(self, cursor: str | None, page_refs: Sequence[str]) -> str | None:
         """Unchanged: ``fetch`` reads the pool's assignments by time, so an extended suite's new
