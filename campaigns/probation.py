@@ -18,17 +18,19 @@ honest worker who was unlucky early climbs out of suspicion.
 
 The steps, each poll (``open_probes`` before adaptive overlap's step, ``close_probes`` after):
 - while follow-up pages go to the trusted lane, suspects join the probation pool (once per worker
-  and campaign), and a worker who stops being a suspect leaves it;
-- when no probe page is waiting for answers, a round goes out: ``review.probe_pages`` pages of the
-  stage's golden tasks (those the suspects have answered least), each open to as many assignments
-  as there are suspects in the pool who have answered fewer than ``probe_pages`` probe pages. A
-  worker takes a page at most once, so nobody answers more than ``probe_pages`` per round;
+  and campaign), and a worker who stops being a suspect, or has answered ``review.probe_pages``
+  probe pages, leaves it;
+- once every suspect in the pool has answered every probe page still open (a page may still wait
+  on a suspect blocked since, or a later suspect may take that slot), a round goes out: pages of
+  the stage's golden tasks (those the suspects answered least), as many as the suspect nearest
+  the limit may still take, each open to as many assignments as there are suspects in the pool.
+  A worker takes a page at most once, so nobody answers more than ``probe_pages`` in all;
 - probe pages are follow-up pages for the stage's cost cap: their assignments come out of the
   follow-up room (``overlap.extra_share``) and the budget, and they claim it before follow-up
   pages do, since there are few of them and each blocks a spammer who would cost more;
 - once no other page of the stage is waiting for answers, probe pages must not hold the stage
   open: each is stopped (``Connector.stop``; the page then waits only for work already taken)
-  and every member of the probation pool leaves it.
+  and every member this campaign put in the probation pool leaves it.
 
 Membership goes through ``WorkerAction`` rows like every other pool change (planned with an
 idempotency key, carried out, retried if refused).
