@@ -154,7 +154,7 @@ def publish_stage(store: Store, conn: Connector, campaign_id: int, *, stage_name
     with store.session() as s:
         campaign = s.get(Campaign, campaign_id)
         stage = s.exec(select(Stage).where(Stage.campaign_id == campaign_id, Stage.name == stage_name)).one()
-    spec = batch_spec_for(campaign, stage, conn)
+    spec = batch_spec_for(campaign, stage, conn, creating=stage.batch_ref is None)
     with store.session() as s:
         pages = s.exec(select(Page).where(Page.stage_id == stage.id).order_by(Page.id)).all()
         pages = [p for p in pages if p.id in page_ids] if page_ids is not None else [p for p in pages

@@ -163,9 +163,12 @@ def neutral_page(campaign: Campaign, stage: Stage, page: Page, tasks: list[Task]
                        items=items, assignments=page.assignments, lane=page.lane)
 
 
-def batch_spec_for(campaign: Campaign, stage: Stage, conn: Connector) -> BatchSpec:
+def batch_spec_for(campaign: Campaign, stage: Stage, conn: Connector, *, creating: bool = True) -> BatchSpec:
+    """The stage's batch as the connector sees it. Who may work on it (pools, screening, lanes)
+    matters only when the batch is created, and finding each pool costs a marketplace call, so
+    without ``creating`` those are left empty."""
     spec = campaign_spec(campaign)
-    requirements = requirements_for(campaign, stage.name, conn)
+    requirements = requirements_for(campaign, stage.name, conn) if creating else []
     overrides = spec.stages.get(stage.name)
     page_size = stage_shape(spec, stage.name)[0]
     golden_per_page = round(page_size * spec.golden.rate) if stage.name == first_stage(spec).name else 0
@@ -173,7 +176,7 @@ def batch_spec_for(campaign: Campaign, stage: Stage, conn: Connector) -> BatchSp
     if spec.kind == "ffv" and stage.name in FFV_TITLES:
         title, description = FFV_TITLES[stage.name]
     lanes = {name: [PoolRequirement(pool=conn.ensure_pool(PoolSpec(name=pool)))]
-             for name, pool in lane_pools(campaign, stage).items()}
+             for name, pool in lane_pools(campaign, stage).items()} if creating else {}
     return BatchSpec(batch_id=f"{campaign.name}/{stage.name}", idempotency_key=stage.batch_idempotency_key,
                      stage=stage.name, kind=stage.kind, title=title, description=description,
                      instructions=(overrides.instructions if overrides and overrides.instructions else
