@@ -71,6 +71,7 @@ from campaigns.labels import stage_fit
 from campaigns.launch import follow_pages, publish_stage
 from campaigns.models import Assignment, Campaign, Page, PollCursor, Publication, Stage, Task
 from campaigns.pools import PROBATION_LANE, TRUSTED_LANE, blocked_workers, follow_up_pool, members
+from campaigns.spec import CampaignSpec
 from campaigns.specs import campaign_spec
 from campaigns.stages import follow_up_room, stage_shape
 from campaigns.store import Store
@@ -146,14 +147,35 @@ def write_follow_ups(store: Store, campaign: Campaign, stage: Stage, label: str,
         return [p.id for p in new]
 
 
+def stage_has_lane(stage: Stage, name: str) -> bool:
+    """Was the stage's batch created with this lane?"""
+    return bool(stage.batch_ref) and BatchRef.model_validate(stage.batch_ref).has_lane(name)
+
+
 def trusted_lane(store: Store, campaign: Campaign, stage: Stage, top: int) -> bool:
     """Do the next follow-up pages go to the trusted pool's lane? Only when the stage's batch has
     that lane and the pool has at least ``top`` members: fewer could not give an item the answers
     it may still need from different people."""
     pool = follow_up_pool(campaign)
-    if pool is None or not stage.batch_ref or not BatchRef.model_validate(stage.batch_ref).has_lane(TRUSTED_LANE):
+    if pool is None or not stage_has_lane(stage, TRUSTED_LANE):
         return False
     return len(members(store, campaign.provider, pool)) >= top
+
+
+def stage_pages(store: Store, stage: Stage) -> tuple[list[Page], dict[int, int]]:
+    """The stage's pages in order, and the answers received per page id."""
+    with store.session() as s:
+        pages = s.exec(select(Page).where(Page.stage_id == stage.id).order_by(Page.id)).all()
+        received = dict(s.exec(select(Assignment.page_id, func.count()).where(Assignment.stage_id == stage.id)
+                               .group_by(Assignment.page_id)).all())
+    return pages, received
+
+
+def room_left(spec: CampaignSpec, pages: list[Page], received: dict[int, int], minimum: int, top: int) -> int:
+    """Follow-up assignments (follow-up and probe pages alike) the stage may still add: the room
+    its planned pages with their minimum answers give, less what follow-up pages already hold."""
+    ready = sum(received.get(p.id, 0) >= minimum for p in pages if not p.follow_up)
+    return follow_up_room(spec, ready, minimum, top) - sum(p.assignments for p in pages if p.follow_up)
 
 
 def waiting(page: Page, received: dict[int, int]) -> bool:
@@ -168,11 +190,9 @@ def ask_again(store: Store, conn: Connector, campaign: Campaign, stage: Stage) -
     if top <= minimum:
         return 0
     spec = campaign_spec(campaign)
+    pages, received = stage_pages(store, stage)
     with store.session() as s:
-        pages = s.exec(select(Page).where(Page.stage_id == stage.id).order_by(Page.id)).all()
         on_market = set(s.exec(select(Publication.page_id).join(Page).where(Page.stage_id == stage.id)).all())
-        received = dict(s.exec(select(Assignment.page_id, func.count()).where(Assignment.stage_id == stage.id)
-                               .group_by(Assignment.page_id)).all())
         real = dict(s.exec(select(Task.key, Task.id).where(Task.stage_id == stage.id, Task.golden.is_(False))).all())
     unpublished = [p.id for p in pages if p.follow_up and p.id not in on_market]  # probe pages too
     published = publish_pages(store, conn, campaign, stage, unpublished)
@@ -193,8 +213,7 @@ def ask_again(store: Store, conn: Connector, campaign: Campaign, stage: Stage) -
     unsettled = sorted((confidence.get(t, 0.0), t, k) for k, t in real.items()
                        if k not in open_keys and asked[k] < top
                        and confidence.get(t, 0.0) < spec.overlap.target_agreement)
-    ready = sum(received.get(p.id, 0) >= minimum for p in planned)
-    room = follow_up_room(spec, ready, minimum, top) - sum(p.assignments for p in pages if p.follow_up)
+    room = room_left(spec, pages, received, minimum, top)
     size = stage_shape(spec, stage.name)[0]
     # full pages while others still wait for answers; the rest once none does, so the stage can end
     count = len(unsettled) // size if open_keys else math.ceil(len(unsettled) / size)

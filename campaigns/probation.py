@@ -40,7 +40,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from sqlmodel import func, select
+from sqlmodel import select
 
 from campaigns.budget import pages_affordable, pages_cost
 from campaigns.checkpoints import checkpoint
@@ -55,25 +55,21 @@ from campaigns.models import (
     WorkerAction,
     WorkerScore,
 )
-from campaigns.overlap import publish_pages, trusted_lane, waiting, write_follow_ups
+from campaigns.overlap import (
+    publish_pages,
+    room_left,
+    stage_has_lane,
+    stage_pages,
+    trusted_lane,
+    waiting,
+    write_follow_ups,
+)
 from campaigns.pools import PROBATION_LANE, blocked_workers, members, probation_pool
 from campaigns.quality import carry_out_actions, plan_action
 from campaigns.specs import campaign_spec
-from campaigns.stages import follow_up_room, stage_shape
+from campaigns.stages import stage_shape
 from campaigns.store import Store
-from connectors.base import BatchRef, Connector, ConnectorError
-
-
-def _has_lane(stage: Stage) -> bool:
-    return bool(stage.batch_ref) and BatchRef.model_validate(stage.batch_ref).has_lane(PROBATION_LANE)
-
-
-def _pages(store: Store, stage: Stage) -> tuple[list[Page], dict[int, int]]:
-    with store.session() as s:
-        pages = s.exec(select(Page).where(Page.stage_id == stage.id).order_by(Page.id)).all()
-        received = dict(s.exec(select(Assignment.page_id, func.count()).where(Assignment.stage_id == stage.id)
-                               .group_by(Assignment.page_id)).all())
-    return pages, received
+from connectors.base import Connector, ConnectorError
 
 
 def suspects(store: Store, campaign: Campaign) -> set[str]:
@@ -135,9 +131,9 @@ def open_probes(store: Store, conn: Connector, campaign: Campaign, stage: Stage)
     waiting; returns how many probe pages were published."""
     pool = probation_pool(campaign)
     minimum, top = stage.assignments_per_page, stage.max_assignments_per_page
-    if pool is None or not _has_lane(stage):
+    if pool is None or not stage_has_lane(stage, PROBATION_LANE):
         return 0
-    pages, received = _pages(store, stage)
+    pages, received = stage_pages(store, stage)
     if any(waiting(p, received) for p in pages if not p.follow_up):
         return 0  # the planned pages are still open to everyone
     if not trusted_lane(store, campaign, stage, top):
@@ -151,8 +147,7 @@ def open_probes(store: Store, conn: Connector, campaign: Campaign, stage: Stage)
     still_open = [p.id for p in pages if p.lane == PROBATION_LANE and waiting(p, received)]
     if not eligible or any((w, p) not in answers for w in eligible for p in still_open):
         return 0  # a suspect still has a probe page to take (a page may wait on one blocked since)
-    ready = sum(received.get(p.id, 0) >= minimum for p in pages if not p.follow_up)
-    room = follow_up_room(spec, ready, minimum, top) - sum(p.assignments for p in pages if p.follow_up)
+    room = room_left(spec, pages, received, minimum, top)
     n_pages = min(spec.review.probe_pages - answered[w] for w in eligible)  # nobody past probe_pages
     per_page = min(len(eligible), room // n_pages)
     if per_page <= 0:
@@ -174,9 +169,9 @@ def close_probes(store: Store, conn: Connector, campaign: Campaign, stage: Stage
     """Once no other page of the stage waits for answers: stop the probe pages still open and end
     every probation membership; returns how many probe pages were stopped."""
     pool = probation_pool(campaign)
-    if pool is None or not _has_lane(stage):
+    if pool is None or not stage_has_lane(stage, PROBATION_LANE):
         return 0
-    pages, received = _pages(store, stage)
+    pages, received = stage_pages(store, stage)
     if any(waiting(p, received) for p in pages if p.lane != PROBATION_LANE):
         return 0
     _set_membership(store, conn, campaign, pool, set())

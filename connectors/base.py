@@ -225,7 +225,6 @@ class BatchRef(_Model):
         return self.extra[LANE_KEY + page.lane]
 
 
-
 class PublishedPage(_Model):
     page_id: str
     provider_ref: str  # HITId / task suite id
