@@ -3,6 +3,8 @@ workers, and the advanced cursor, all in one transaction (see ``campaigns.poll``
 
 from __future__ import annotations
 
+import logging
+
 from sqlmodel import select
 
 from campaigns.checkpoints import checkpoint
@@ -10,6 +12,8 @@ from campaigns.models import Assignment, Campaign, Judgement, Page, PollCursor, 
 from campaigns.stages import judge, stage_kind
 from campaigns.store import Store
 from connectors.base import FetchResult
+
+log = logging.getLogger(__name__)
 
 
 def ingest(store: Store, campaign: Campaign, stage: Stage, result: FetchResult) -> int:
@@ -22,8 +26,15 @@ def ingest(store: Store, campaign: Campaign, stage: Stage, result: FetchResult) 
             pages = {ref: page for ref, page in s.exec(
                 select(Publication.provider_ref, Page).join(Page, Page.id == Publication.page_id)
                 .where(Publication.provider_ref.in_(refs), Page.stage_id == stage.id)).all()}
+            # Only work on this stage's own publications is the campaign's to keep, review and pay.
+            foreign = [a for a in result.assignments if a.page_ref not in pages]
+            if foreign:
+                log.warning("%s/%s: ignored %d assignment(s) on pages this stage did not publish (%s)",
+                            campaign.name, stage.name, len(foreign), ", ".join(sorted({a.page_ref for a in foreign})))
+            result = result.model_copy(update={"assignments": [a for a in result.assignments if a.page_ref in pages]})
+        if result.assignments:
             rows = [dict(provider=a.provider, assignment_id=a.assignment_id, stage_id=stage.id,
-                         page_id=pages[a.page_ref].id if a.page_ref in pages else None, page_ref=a.page_ref,
+                         page_id=pages[a.page_ref].id, page_ref=a.page_ref,
                          worker_id=a.worker_id, provider_status=a.status, accepted_at=a.accepted_at,
                          submitted_at=a.submitted_at, raw=a.raw, answers=a.answers, parse_error=a.parse_error,
                          fetched_at=utcnow())
@@ -40,9 +51,7 @@ def ingest(store: Store, campaign: Campaign, stage: Stage, result: FetchResult) 
                                                                   Task.key.in_(keys))).all()}
             jrows = []
             for a in stored:
-                page = pages.get(a.page_ref)
-                if page is None:
-                    continue  # not one of ours (another tool's HIT in the same HIT type): kept raw only
+                page = pages[a.page_ref]
                 for key in page.task_keys:
                     task = tasks[key]
                     value, error, correct = judge(kind, task, a.answers.get(key), a.parse_error)

@@ -32,7 +32,7 @@ from campaigns.overlap import ask_again, finish_extensions
 from campaigns.probation import close_probes, open_probes
 from campaigns.quality import apply_quality
 from campaigns.review import review_stage
-from campaigns.stages import advance, refresh_pages
+from campaigns.stages import advance, page_refs, refresh_pages
 from campaigns.store import Store
 from connectors.base import BatchRef, Connector
 
@@ -165,7 +165,7 @@ def poll_stage(store: Store, conn: Connector, campaign: Campaign, stage: Stage, 
     with store.session() as s:
         row = s.exec(select(PollCursor).where(PollCursor.stage_id == stage.id)).first()
         cursor = row.cursor if row else None
-    result = conn.fetch(ref, cursor)
+    result = conn.fetch(ref, cursor, page_refs(store, stage.id, open_only=True))
     checkpoint("poll.fetched")
     sp.fetched = len(result.assignments)
     sp.new = ingest(store, campaign, stage, result)

@@ -202,6 +202,17 @@ def judge(kind, task: Task, answer: dict | None, parse_error: str | None) -> tup
     return value.model_dump(mode="json"), None, correct
 
 
+def page_refs(store: Store, stage_id: int, *, open_only: bool = False) -> list[str]:
+    """The marketplace refs of the stage's own publications (only pages not yet done, with
+    ``open_only``): the one list a campaign reads, closes and reconciles, so it never touches
+    another campaign's work that shares its HIT type."""
+    with store.session() as s:
+        q = select(Publication.provider_ref).join(Page, Page.id == Publication.page_id).where(Page.stage_id == stage_id)
+        if open_only:
+            q = q.where(Page.status != "done")
+        return sorted(s.exec(q).all())
+
+
 def refresh_pages(store: Store, stage_id: int, finished_refs: list[str] | None = None) -> tuple[int, int]:
     """Mark pages done whose every assignment came back, or that the marketplace reports as
     having no work left (expired with fewer answers); returns (done, total)."""
@@ -251,7 +262,7 @@ def advance(store: Store, conn: Connector, campaign_id: int) -> None:
             continue
         finalize_stage(store, campaign, stage)
         if stage.batch_ref:
-            conn.close(BatchRef.model_validate(stage.batch_ref))
+            conn.close(BatchRef.model_validate(stage.batch_ref), page_refs(store, stage.id))
         with store.write() as s:
             st = s.get(Stage, stage.id)
             st.status = "done"

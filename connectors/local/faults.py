@@ -2,7 +2,9 @@
 
 API: ``FaultConfig(error_rate=0.0, latency_s=0.0, throttle_rate=0.0, drop_rate=0.0,
 duplicate_rate=0.0, seed=0)`` and ``FaultInjector(config).decide(operation) -> Fault``, where
-``Fault.kind`` is one of ``"error" | "throttle" | "drop" | "none"``, ``Fault.latency_s`` is the
+``Fault.kind`` is one of ``"error" | "throttle" | "drop" | "lose" | "none"`` ("drop": the
+connection closes before the request is handled; "lose": the request is carried out and then the
+connection closes, so the client never learns that its write happened), ``Fault.latency_s`` is the
 delay to sleep before answering and ``Fault.duplicate`` asks the server to deliver the same
 result twice where that makes sense (e.g. a listed assignment repeated on the next page).
 
@@ -20,7 +22,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-FaultKind = Literal["error", "throttle", "drop", "none"]
+FaultKind = Literal["error", "throttle", "drop", "lose", "none"]
 
 
 class FaultConfig(BaseModel):
@@ -30,6 +32,7 @@ class FaultConfig(BaseModel):
     latency_s: float = Field(0.0, ge=0)  # real (wall) seconds added to every request
     throttle_rate: float = Field(0.0, ge=0, le=1)  # answer a throttling error
     drop_rate: float = Field(0.0, ge=0, le=1)  # close the connection without an answer
+    lose_rate: float = Field(0.0, ge=0, le=1)  # carry the request out, then close without an answer
     duplicate_rate: float = Field(0.0, ge=0, le=1)  # deliver something twice where the protocol allows
     seed: int = 0
     exempt: frozenset[str] = frozenset()  # operations never faulted (e.g. a health check)
@@ -47,14 +50,25 @@ class FaultInjector:
         self.config = config or FaultConfig()
         self._rng = random.Random(self.config.seed)
         self._lock = threading.Lock()
+        self._lose_next: dict[str, int] = {}
+
+    def lose_next(self, operation: str, times: int = 1) -> None:
+        """Carry out the next ``times`` calls of ``operation`` and lose their responses: the
+        deterministic form of ``lose_rate``, for a test that needs one write to go unanswered."""
+        with self._lock:
+            self._lose_next[operation] = self._lose_next.get(operation, 0) + times
 
     @property
     def active(self) -> bool:
         c = self.config
-        return any((c.error_rate, c.latency_s, c.throttle_rate, c.drop_rate, c.duplicate_rate))
+        return any((c.error_rate, c.latency_s, c.throttle_rate, c.drop_rate, c.lose_rate, c.duplicate_rate))
 
     def decide(self, operation: str) -> Fault:
         c = self.config
+        with self._lock:
+            if self._lose_next.get(operation):
+                self._lose_next[operation] -= 1
+                return Fault(kind="lose", latency_s=c.latency_s)
         if not self.active or operation in c.exempt:
             return Fault()
         with self._lock:
@@ -67,4 +81,6 @@ class FaultInjector:
             kind = "throttle"
         elif r < c.drop_rate + c.throttle_rate + c.error_rate:
             kind = "error"
+        elif r < c.drop_rate + c.throttle_rate + c.error_rate + c.lose_rate:
+            kind = "lose"
         return Fault(kind=kind, latency_s=c.latency_s, duplicate=dup)

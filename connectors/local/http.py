@@ -136,7 +136,8 @@ class LocalServer:
         if fault.kind in ("error", "throttle"):
             return self.fault_response(fault.kind, op)
         with self.lock:
-            return self.handle(request)
+            response = self.handle(request)
+        return None if fault.kind == "lose" else response
 
     @property
     def url(self) -> str:

@@ -421,20 +421,27 @@ class MTurkConnector:
                 new.append(self._raw(a, info))
         return new
 
-    def fetch(self, batch: BatchRef, cursor: str | None) -> FetchResult:
-        """New assignments of the batch since ``cursor`` (see the module docstring for its cost)."""
+    def fetch(self, batch: BatchRef, cursor: str | None, pages: Sequence[str] | None = None) -> FetchResult:
+        """New assignments of the batch since ``cursor`` (see the module docstring for its cost).
+        With ``pages``, exactly those HITs are read: a HIT type is shared by every HIT with the
+        same properties, so the HIT type alone would hand another campaign's work to this one."""
         if cursor:
             try:
                 state = json.loads(cursor)
                 open_hits = {h: _Hit.load(d) for h, d in state["open"].items()}
             except (ValueError, KeyError, TypeError, AttributeError) as exc:
                 raise ConnectorError(PROVIDER, "fetch", "InvalidCursor", f"unreadable cursor: {exc}") from exc
-        else:
+        elif pages is None:
             open_hits = self._discover(batch.lanes)
+        else:
+            open_hits = {}
         with self._lock:
             mine = {(lane, h): info for lane in batch.lanes for h, info in self._hits.get(lane, {}).items()}
         for (_, hit_id), info in mine.items():
             open_hits.setdefault(hit_id, _Hit(info.annotation, list(info.multi)))
+        if pages is not None:
+            wanted = set(pages)
+            open_hits = {h: open_hits.get(h) or _Hit() for h in wanted}
 
         # Learn which HITs are done *before* listing their assignments, so a HIT seen done here
         # had every assignment in the listing that follows.
@@ -513,8 +520,15 @@ class MTurkConnector:
                 PROVIDER, "CreateAdditionalAssignmentsForHIT", "TenAssignmentLimit",
                 f"HIT {page_ref} has {current} assignments; MTurk cannot extend a HIT created with fewer"
                 f" than 10 to 10 or more (asked {current + extra_assignments}); publish a new page instead")
-        self._call("CreateAdditionalAssignmentsForHIT", HITId=page_ref,
-                   NumberOfAdditionalAssignments=extra_assignments)
+        # The token names the target (this HIT from ``current`` to ``current + extra``), so a retry
+        # whose first response was lost is refused as a duplicate instead of extending again.
+        token = request_token(f"extend:{page_ref}:{current}+{extra_assignments}")
+        try:
+            self._call("CreateAdditionalAssignmentsForHIT", HITId=page_ref,
+                       NumberOfAdditionalAssignments=extra_assignments, UniqueRequestToken=token)
+        except ConnectorError as exc:
+            if "DuplicateRequest" not in exc.code:
+                raise
         multi = render.multi_choice_fields_from_html(hit.get("Question", ""))
         self._remember(hit["HITTypeId"], page_ref, _Hit(hit.get("RequesterAnnotation"), multi))
 
@@ -540,9 +554,11 @@ class MTurkConnector:
         and it turns Reviewable (``fetch``: finished) once none is pending."""
         self._expire(page_ref)
 
-    def close(self, batch: BatchRef) -> None:
-        """Expire every HIT of the batch, in every lane (found via ListHITs)."""
-        hit_ids = [h["HITId"] for h in self._pages("ListHITs", "HITs") if h.get("HITTypeId") in batch.lanes]
+    def close(self, batch: BatchRef, pages: Sequence[str] | None = None) -> None:
+        """Expire the given HITs, or None: every HIT of the batch's HIT types, in every lane (found
+        via ListHITs; that includes other campaigns' HITs of an identical type)."""
+        hit_ids = list(pages) if pages is not None else [
+            h["HITId"] for h in self._pages("ListHITs", "HITs") if h.get("HITTypeId") in batch.lanes]
         self._map(self._expire, hit_ids)
 
     def balance(self) -> Decimal:

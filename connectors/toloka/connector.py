@@ -585,8 +585,9 @@ class TolokaConnector:
                 return out
             after_id = res.items[-1].id
 
-    def fetch(self, batch: BatchRef, cursor: str | None) -> FetchResult:
-        """New assignments of every lane of the batch; the cursor keeps one state per pool."""
+    def fetch(self, batch: BatchRef, cursor: str | None, pages: Sequence[str] | None = None) -> FetchResult:
+        """New assignments of every lane of the batch; the cursor keeps one state per pool. A pool
+        belongs to one batch only, so ``pages`` narrows nothing here (the engine keeps its own)."""
         state = json.loads(cursor) if cursor else {}
         lanes = {batch.ref: state} if "t" in state else state.get("p", {})  # "t": one pool, as before lanes
         assignments, finished = [], []
@@ -741,7 +742,8 @@ class TolokaConnector:
         answers arrive without the cursor knowing the suite."""
         return cursor
 
-    def close(self, batch: BatchRef) -> None:
+    def close(self, batch: BatchRef, pages: Sequence[str] | None = None) -> None:
+        """Close the batch's pools (a pool is the batch's own, so ``pages`` changes nothing)."""
         for pool_id in batch.lanes:
             self._call("close", lambda pid=pool_id: self.client.close_pool(pid))
 
