@@ -9,9 +9,11 @@ time in an open tab is not paid and a fast careful worker is not paid less).
 
 Kill safety: a bonus and its fee are first booked ``planned`` with an idempotency key derived
 from the policy and the assignment (``campaigns.budget.reserve``: cap check and insert in one
-locked transaction). Only then is the marketplace called with that key (MTurk
-UniqueRequestToken, Toloka operation id); a repeat after a crash is recognised by the
-marketplace (``BonusReceipt.created=False``) and only marks the entries ``confirmed``.
+locked transaction). They turn ``sent`` just before the marketplace is called with that key
+(MTurk UniqueRequestToken, Toloka operation id) and ``confirmed`` after. A repeat within the
+token's lifetime is recognised by the marketplace (``BonusReceipt.created=False``); an entry
+found ``sent`` on a later run, however much later, is first looked up in the marketplace's bonus
+list for its assignment (``pay_planned``), because MTurk forgets a token after 24 hours.
 """
 
 from __future__ import annotations
@@ -160,18 +162,28 @@ def pay_planned(
     store: Store, conn: Connector, campaign: Campaign, stage_id: int | None = None
 ) -> tuple[int, int]:
     """Pay every ``planned`` bonus of the campaign (or one stage); returns (confirmed, failed).
-    A retryable marketplace error stops this round and leaves the rest planned for the next poll."""
+    A retryable marketplace error stops this round and leaves the rest planned for the next poll.
+
+    A bonus is marked ``sent`` before the call and ``confirmed`` after it, so one left ``sent``
+    was interrupted between the two. Its idempotency token may have expired since (MTurk forgets
+    one after 24 h), so it is settled from the marketplace's own bonus list for the assignment and
+    sent again only if that list lacks it."""
     with store.session() as s:
         q = select(LedgerEntry).where(
             LedgerEntry.campaign_id == campaign.id,
             LedgerEntry.kind == "bonus",
-            LedgerEntry.state == "planned",
+            LedgerEntry.state.in_(["planned", "sent"]),
         )
         if stage_id is not None:
             q = q.where(LedgerEntry.stage_id == stage_id)
         todo = s.exec(q.order_by(LedgerEntry.id)).all()
     paid = failed = 0
     for entry in todo:
+        if entry.state == "sent" and _already_paid(store, conn, entry):
+            _settle(store, campaign.id, entry.idempotency_key, "confirmed", None, note="found on the marketplace")
+            paid += 1
+            continue
+        _settle(store, campaign.id, entry.idempotency_key, "sent", None)
         checkpoint("bonus.before_call")
         try:
             receipt = conn.pay_bonus(
@@ -183,7 +195,7 @@ def pay_planned(
             )
         except ConnectorError as exc:
             if exc.retryable:
-                break
+                break  # stays `sent`: the next round asks the marketplace before sending again
             _settle(store, campaign.id, entry.idempotency_key, "failed", None, note=str(exc)[:500])
             failed += 1
             continue
@@ -191,6 +203,17 @@ def pay_planned(
         _settle(store, campaign.id, entry.idempotency_key, "confirmed", receipt.provider_ref)
         paid += 1
     return paid, failed
+
+
+def _already_paid(store: Store, conn: Connector, entry: LedgerEntry) -> bool:
+    """Whether the marketplace holds more bonuses of this amount for the assignment than the
+    ledger has confirmed: then one of them is this entry's interrupted payment."""
+    on_market = sum(b["amount"] == entry.amount for b in conn.list_bonuses(assignment_id=entry.assignment_id))
+    with store.session() as s:
+        confirmed = len(s.exec(select(LedgerEntry.id).where(
+            LedgerEntry.kind == "bonus", LedgerEntry.assignment_id == entry.assignment_id,
+            LedgerEntry.amount == entry.amount, LedgerEntry.state == "confirmed")).all())
+    return on_market > confirmed
 
 
 def _settle(store: Store, campaign_id: int, key: str, state: str, provider_ref: str | None,

@@ -102,6 +102,26 @@ def launch(spec: CampaignSpec, store: Store, *, spec_text: str, endpoint: str | 
     return report
 
 
+def _mark(store: Store, pages: list[Page], status: str) -> None:
+    with store.write() as s:
+        for p in pages:
+            row = s.get(Page, p.id)
+            row.status = status
+            s.add(row)
+
+
+def _record(store: Store, campaign: Campaign, stage: Stage, pages: list[Page], by_page: dict) -> None:
+    """Publication rows for pages now on the marketplace (``by_page``: page key -> PublishedPage)."""
+    with store.write() as s:
+        rows = [dict(page_id=p.id, provider=campaign.provider, provider_ref=by_page[p.page_key].provider_ref,
+                     idempotency_key=keys.page_key(campaign.name, stage.name, p.page_key)) for p in pages]
+        store.insert_ignore(s, Publication, rows, ["page_id"])
+        for p in pages:
+            row = s.get(Page, p.id)
+            row.status = "published"
+            s.add(row)
+
+
 def _write_plan(store: Store, spec: CampaignSpec, spec_text: str, fingerprint: str, items: list[dict],
                 plan: StagePlan, reward: Decimal) -> int:
     with store.write() as s:
@@ -176,22 +196,27 @@ def publish_stage(store: Store, conn: Connector, campaign_id: int, *, stage_name
             s.add(st)
         batch_ref = ref.model_dump()
     ref = BatchRef.model_validate(batch_ref)
+
+    def neutral(group: list[Page]) -> list:
+        return [neutral_page(campaign, stage, p, [task_rows[k] for k in p.task_keys]) for p in group]
+
+    # Pages marked ``sending`` were sent by an earlier run that died before recording them. The
+    # marketplace's idempotency token may have expired since (MTurk: 24 h), so ask what it holds.
+    interrupted = [p for p in todo if p.status == "sending"]
+    if interrupted:
+        found = {pp.page_id: pp for pp in conn.published(ref, neutral(interrupted))}
+        held = [p for p in interrupted if p.page_key in found]
+        _record(store, campaign, stage, held, found)
+        todo = [p for p in todo if p not in held]
+        published_ids |= {p.id for p in held}
     done = 0
     for start in range(0, len(todo), chunk):
         group = todo[start:start + chunk]
-        neutral = [neutral_page(campaign, stage, p, [task_rows[k] for k in p.task_keys]) for p in group]
         guard_publish(store, campaign, stage, group)
-        published = conn.publish(ref, spec, neutral)
+        _mark(store, group, "sending")
+        published = conn.publish(ref, spec, neutral(group))
         checkpoint("launch.published_chunk")
-        by_page = {pp.page_id: pp for pp in published}
-        with store.write() as s:
-            rows = [dict(page_id=p.id, provider=campaign.provider, provider_ref=by_page[p.page_key].provider_ref,
-                         idempotency_key=keys.page_key(campaign.name, stage.name, p.page_key)) for p in group]
-            store.insert_ignore(s, Publication, rows, ["page_id"])
-            for p in group:
-                row = s.get(Page, p.id)
-                row.status = "published"
-                s.add(row)
+        _record(store, campaign, stage, group, {pp.page_id: pp for pp in published})
         done += len(group)
         if progress:
             progress("publish", done, len(todo))

@@ -89,7 +89,8 @@ def _campaign_summary(s, c: Campaign, store: Store) -> dict:
     unpublished = Decimal("0.00")
     wages = []
     for st in stages:
-        counts = s.exec(select(Page.assignments).where(Page.stage_id == st.id, Page.status == "planned")).all()
+        counts = s.exec(select(Page.assignments).where(Page.stage_id == st.id,
+                                                       Page.status.in_(["planned", "sending"]))).all()
         unpublished += pages_cost(c.provider, st.reward, list(counts))
         if st.status != "done":
             planned = s.exec(select(func.count()).select_from(Page).where(

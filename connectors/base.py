@@ -296,6 +296,11 @@ class Connector(Protocol):
 
     def create_batch(self, spec: BatchSpec) -> BatchRef: ...
     def publish(self, batch: BatchRef, spec: BatchSpec, pages: Sequence[Page]) -> list[PublishedPage]: ...
+    def published(self, batch: BatchRef, pages: Sequence[Page]) -> list[PublishedPage]:
+        """What the marketplace already holds of these pages (matched by what each published page
+        carries of its id), whatever time has passed since: for resuming a publish that died
+        between the marketplace's write and the store's, after idempotency tokens expired."""
+        ...
     def fetch(self, batch: BatchRef, cursor: str | None, pages: Sequence[str] | None = None) -> FetchResult:
         """New assignments since ``cursor``. ``pages``: the page refs the caller published and
         still waits on; only those are read (an MTurk HIT type is shared by every HIT with the same

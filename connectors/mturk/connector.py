@@ -385,6 +385,20 @@ class MTurkConnector:
             batch.lane(page)
         return self._map(lambda page: self._publish_one(batch, spec, page), list(pages))
 
+    def published(self, batch: BatchRef, pages: Sequence[Page]) -> list[PublishedPage]:
+        """The pages already on MTurk as HITs of the batch, matched by RequesterAnnotation over
+        every ListHITs page: unlike a UniqueRequestToken, which MTurk forgets after 24 hours, a
+        HIT's annotation stays, so an interrupted publish resumed any time later finds its HITs."""
+        wanted = {annotation(p): p for p in pages}
+        found: dict[str, PublishedPage] = {}
+        for hit in self._pages("ListHITs", "HITs"):
+            page = wanted.get(hit.get("RequesterAnnotation"))
+            if page is not None and hit.get("HITTypeId") == batch.lane(page) and page.page_id not in found:
+                found[page.page_id] = PublishedPage(page_id=page.page_id, provider_ref=hit["HITId"], created=False,
+                                                    assignments=int(hit.get("MaxAssignments", 0)))
+                self._remember(hit["HITTypeId"], hit["HITId"], _Hit(annotation(page), render.multi_choice_fields(page)))
+        return list(found.values())
+
     # ------------------------------------------------------------------ fetching answers
     def _discover(self, hit_types: Sequence[str]) -> dict[str, _Hit]:
         """All HITs of the HIT types with what fetch needs, from ListHITs (first poll only)."""

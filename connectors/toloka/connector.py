@@ -504,6 +504,21 @@ class TolokaConnector:
             )
         return out
 
+    def published(self, batch: BatchRef, pages: Sequence[Page]) -> list[PublishedPage]:
+        """The pages already in the batch's pools, matched by the page id every task carries in
+        its input values: an interrupted publish resumed any time later finds its task suites
+        without depending on how long Toloka keeps an operation."""
+        wanted = {p.page_id for p in pages}
+        found: dict[str, PublishedPage] = {}
+        for pool_id in {batch.lane(p) for p in pages}:
+            suites = self._call("publish", lambda pid=pool_id: list(self.client.get_task_suites(pool_id=pid)))
+            for suite in suites:
+                page_id = suite.tasks[0].input_values.get(forms.PAGE_ID) if suite.tasks else None
+                if page_id in wanted and page_id not in found:
+                    found[page_id] = PublishedPage(page_id=page_id, provider_ref=suite.id, created=False,
+                                                   assignments=suite.overlap or 0)
+        return list(found.values())
+
     # ------------------------------------------------------------------ results
     def _raw(self, a: Any) -> RawAssignment:
         raw = json.dumps(tc.unstructure(a), default=str, sort_keys=True)
