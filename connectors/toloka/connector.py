@@ -201,13 +201,22 @@ class TolokaConnector:
         except (httpx.HTTPError, tc.exceptions.FailedOperation) as exc:
             raise ConnectorError(self.provider, operation, type(exc).__name__, str(exc)) from exc
 
+    def _find_or_create(self, operation: str, find: Callable[[], T | None], create: Callable[[], T]) -> T:
+        """The one way this connector makes an object (skill, project, pool, task batch): look it
+        up by its stable key, create it only if absent, and retry the two *together*. A create
+        whose response was lost is then found by the retry's look-up instead of being made again
+        (Toloka has no idempotency token for these), so every process converges on one object."""
+        def attempt() -> T:
+            found = find()
+            return found if found is not None else create()
+
+        return self._call(operation, attempt)
+
     # ------------------------------------------------------------------ worker pools (skills)
     def _ensure_skill(self, name: str, description: str) -> PoolRef:
-        for skill in self._call("ensure_pool", lambda: list(self.client.get_skills(name=name))):
-            if skill.name == name:
-                return PoolRef(provider=self.provider, ref=skill.id, name=name)
-        skill = self._call(
+        skill = self._find_or_create(
             "ensure_pool",
+            lambda: next((sk for sk in self.client.get_skills(name=name) if sk.name == name), None),
             lambda: self.client.create_skill(name=name, private_comment=description or name, hidden=True),
         )
         return PoolRef(provider=self.provider, ref=skill.id, name=name)
@@ -283,32 +292,40 @@ class TolokaConnector:
         options = list({v: (v, label) for q in test.questions for v, label in q.options}.values())
         project_id = self._ensure_project(spec, [items[0].widgets[0], Choice(name="answer", label="Answer",
                                                                                 options=options)])
-        pool = self._find_pool(project_id, spec.batch_id)
-        if pool is None:
-            new = self._pool_model(spec, project_id)
-            new.set_mixer_config(real_tasks_count=0, golden_tasks_count=len(items), training_tasks_count=0)
-            new.quality_control.add_action(
-                collector=GoldenSet(history_size=len(items)),
-                conditions=[GoldenSetAnswersCount >= len(items)],
-                action=SetSkillFromOutputField(skill_id=skill.ref, from_field="correct_answers_rate"),
+        new = self._pool_model(spec, project_id)
+        new.set_mixer_config(real_tasks_count=0, golden_tasks_count=len(items), training_tasks_count=0)
+        new.quality_control.add_action(
+            collector=GoldenSet(history_size=len(items)),
+            conditions=[GoldenSetAnswersCount >= len(items)],
+            action=SetSkillFromOutputField(skill_id=skill.ref, from_field="correct_answers_rate"),
+        )
+        pool = self._find_or_create("ensure_screening", lambda: self._pool_named(project_id, spec.batch_id),
+                                    lambda: self.client.create_pool(new))
+        tasks = [
+            tc.Task(
+                pool_id=pool.id,
+                input_values=forms.input_values(i, "screening"),
+                known_solutions=[tc.task.BaseTask.KnownSolution(output_values=i.known_answer)],
+                infinite_overlap=True,
             )
-            pool = self._call("ensure_screening", lambda: self.client.create_pool(new))
-            tasks = [
-                tc.Task(
-                    pool_id=pool.id,
-                    input_values=forms.input_values(i, "screening"),
-                    known_solutions=[tc.task.BaseTask.KnownSolution(output_values=i.known_answer)],
-                    infinite_overlap=True,
-                )
-                for i in items
-            ]
-            self._call(
-                "ensure_screening",
-                lambda: self.client.create_tasks(
-                    tasks, operation_id=op_uuid("screening", skill.ref), async_mode=True, open_pool=True
-                ),
-            )
+            for i in items
+        ]
+        op_id = op_uuid("screening", skill.ref)
+        self._find_or_create(
+            "ensure_screening",
+            lambda: self._operation(op_id),
+            lambda: self.client.create_tasks(tasks, operation_id=op_id, async_mode=True, open_pool=True),
+        )
         return skill
+
+    def _operation(self, op_id: uuid.UUID) -> Any:
+        """The operation with this id, or None (the look-up half of ``_find_or_create``)."""
+        try:
+            return self.client.get_operation(str(op_id))
+        except ApiError as exc:
+            if exc.code == "DOES_NOT_EXIST":
+                return None
+            raise
 
     # ------------------------------------------------------------------ batches
     def _ensure_project(self, spec: BatchSpec, widgets: Sequence[Any] | None) -> str:
@@ -316,23 +333,19 @@ class TolokaConnector:
         tag = f"{TAG}:{spec.stage}:{spec.kind}"
         project_id = self._projects.get(tag)
         if project_id is None:
-            found = self._call(
-                "ensure_project",
-                lambda: [p for p in self.client.get_projects(status="ACTIVE") if p.private_comment == tag],
+            project = tc.Project(
+                public_name=spec.title,
+                public_description=spec.description,
+                public_instructions=spec.instructions or spec.description,
+                private_comment=tag,
+                task_spec=forms.task_spec(widgets or []),
+                assignments_issuing_type="AUTOMATED",
             )
-            if found:
-                project_id = found[0].id
-            else:
-                project = tc.Project(
-                    public_name=spec.title,
-                    public_description=spec.description,
-                    public_instructions=spec.instructions or spec.description,
-                    private_comment=tag,
-                    task_spec=forms.task_spec(widgets or []),
-                    assignments_issuing_type="AUTOMATED",
-                )
-                project_id = self._call("ensure_project", lambda: self.client.create_project(project)).id
-                self._synced.add((project_id, forms.spec_digest(forms.task_spec(widgets or []))))
+            project_id = self._find_or_create(
+                "ensure_project",
+                lambda: next((p for p in self.client.get_projects(status="ACTIVE") if p.private_comment == tag), None),
+                lambda: self.client.create_project(project),
+            ).id
             self._projects[tag] = project_id
         if widgets:
             self._sync_spec(project_id, widgets)
@@ -350,8 +363,9 @@ class TolokaConnector:
             self._call("ensure_project", lambda: self.client.update_project(project_id, project))
         self._synced.add((project_id, digest))
 
-    def _find_pool(self, project_id: str, batch_id: str) -> tc.Pool | None:
-        pools = self._call("create_batch", lambda: list(self.client.get_pools(project_id=project_id)))
+    def _pool_named(self, project_id: str, batch_id: str) -> tc.Pool | None:
+        """The project's live pool named ``batch_id`` (the look-up half of ``_find_or_create``)."""
+        pools = self.client.get_pools(project_id=project_id)
         return next((p for p in pools if p.private_name == batch_id and p.status != "ARCHIVED"), None)
 
     @staticmethod
@@ -405,16 +419,14 @@ class TolokaConnector:
 
     def _ensure_pool(self, spec: BatchSpec, project_id: str) -> str:
         """The pool named ``spec.batch_id`` in the project (found by that name, else created)."""
-        pool = self._find_pool(project_id, spec.batch_id)
-        if pool is None:
-            new = self._pool_model(spec, project_id)
-            new.set_mixer_config(
-                real_tasks_count=max(1, spec.real_per_page),
-                golden_tasks_count=spec.golden_per_page,
-                training_tasks_count=0,
-            )
-            pool = self._call("create_batch", lambda: self.client.create_pool(new))
-        return pool.id
+        new = self._pool_model(spec, project_id)
+        new.set_mixer_config(
+            real_tasks_count=max(1, spec.real_per_page),
+            golden_tasks_count=spec.golden_per_page,
+            training_tasks_count=0,
+        )
+        return self._find_or_create("create_batch", lambda: self._pool_named(project_id, spec.batch_id),
+                                    lambda: self.client.create_pool(new)).id
 
     @staticmethod
     def _check_shape(pages: Sequence[Page]) -> Sequence[Any]:
