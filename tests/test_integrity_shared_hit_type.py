@@ -98,3 +98,27 @@ def test_reconcile_reports_foreign_assignments_already_in_a_store(tmp_path):
         assert not found.ok and "1 difference(s) left" in found.summary_line()
         repaired = reconcile(store, "twin-a", endpoint=mp.url, repair=True)
         assert not repaired.ok and not any(d.repaired for d in repaired.differences)
+
+
+def test_reconcile_command_says_what_is_true_and_exits_by_it(tmp_path):
+    """Defect 7: the line counts what is left and what was repaired, and the exit code follows."""
+    from typer.testing import CliRunner
+
+    from campaigns.cli import app
+
+    url = f"sqlite:///{tmp_path / 'crowd.db'}"
+    store = open_store(url)
+    with start_local("mturk", workers=10, seed=5, oracle=oracle_for(2)) as mp:
+        spec, _ = write_campaign(tmp_path, "twin-a", "mturk", overlap=3)
+        launch_spec(store, spec, mp.url)
+        run_to_done(store, mp, ["twin-a"])
+        with store.write() as s:  # a reward booked but lost: repairable
+            s.delete(s.exec(select(LedgerEntry).where(LedgerEntry.kind == "reward")).first())
+        run = CliRunner().invoke
+        found = run(app, ["reconcile", "twin-a", "--db", url, "--endpoint", mp.url], catch_exceptions=False)
+        assert found.exit_code == 3 and "1 difference(s) left; 0 repaired" in found.stdout, found.stdout
+        fixed = run(app, ["reconcile", "twin-a", "--repair", "--db", url, "--endpoint", mp.url],
+                    catch_exceptions=False)
+        assert fixed.exit_code == 0 and "in agreement; 1 repaired" in fixed.stdout, fixed.stdout
+        clean = run(app, ["reconcile", "twin-a", "--db", url, "--endpoint", mp.url], catch_exceptions=False)
+        assert clean.exit_code == 0 and "in agreement; 0 repaired" in clean.stdout, clean.stdout
