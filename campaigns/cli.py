@@ -65,19 +65,57 @@ def emit_json(obj: Any) -> None:
 
 
 def run(fn: Callable[[], Any]) -> Any:
-    """Turn the library's errors into one line and an exit code."""
+    """Turn the library's errors into one line and an exit code. A store file this command
+    created is removed again when the command fails before writing anything to it, so a refusal
+    (a budget, a dead endpoint, a sandbox that does not exist) leaves no empty store behind."""
+    import logging
+
     from campaigns.errors import CrowdError
     from connectors.base import ConnectorError, ProviderUnreachable
     from decomposition.errors import InputError
+    from payouts.errors import PayoutsError
+
+    def fail(message: str, code: int) -> typer.Exit:
+        _discard_fresh_stores()
+        err.print(message, markup=False, highlight=False, soft_wrap=True)
+        return typer.Exit(code)
 
     try:
         return fn()
     except ProviderUnreachable as exc:
-        err.print(f"error: provider unreachable after retries: {exc}", markup=False, highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
-    except (CrowdError, ConnectorError, InputError) as exc:
-        err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
+        raise fail(f"error: provider unreachable after retries: {exc}", 2) from None
+    except (CrowdError, ConnectorError, InputError, PayoutsError) as exc:
+        raise fail(f"error: {exc}", 1) from None
+    except OSError as exc:  # a file or folder argument the system refused
+        where = f": {exc.filename}" if exc.filename else ""
+        raise fail(f"error: {exc.strerror or exc}{where}", 1) from None
+    except Exception as exc:  # noqa: BLE001 - a bug of ours still gets one line, its traceback in the log
+        logging.getLogger("crowd").debug("unexpected error", exc_info=True)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise fail(f"error: internal error {type(exc).__name__}: {first} (CROWD_LOG_LEVEL=DEBUG shows the "
+                   "traceback)", 1) from None
+
+
+_fresh: list[tuple[Any, Path]] = []  # (store, SQLite file) opened by this command where none was
+
+
+def _discard_fresh_stores() -> None:
+    """Delete the SQLite files this command created if it wrote no campaign to them."""
+    from sqlmodel import select
+
+    from campaigns.models import Campaign
+
+    while _fresh:
+        store, path = _fresh.pop()
+        try:
+            with store.session() as s:
+                empty = s.exec(select(Campaign.id)).first() is None
+        except Exception:  # noqa: BLE001 - an unreadable new file is not worth keeping either
+            empty = True
+        if empty:
+            store.close()
+            for extra in ("", "-wal", "-shm", "-journal"):
+                Path(f"{path}{extra}").unlink(missing_ok=True)
 
 
 def _store(db: str | None, *, must_exist: bool = False):
@@ -87,10 +125,15 @@ def _store(db: str | None, *, must_exist: bool = False):
     from campaigns.store import normalize_url, open_store
 
     url = normalize_url(db or Settings().database_url)
-    if must_exist and url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") \
-            and not Path(url.database).exists():
+    path = Path(url.database) if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") \
+        else None
+    if must_exist and path is not None and not path.exists():
         raise CrowdError(f"no store at {url.database}: run crowd launch first, or pass --db")
-    return open_store(url.render_as_string(hide_password=False))
+    fresh = path is not None and not path.exists()
+    store = open_store(url.render_as_string(hide_password=False))
+    if fresh:
+        _fresh.append((store, path))
+    return store
 
 
 class _Bar:

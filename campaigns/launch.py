@@ -24,11 +24,12 @@ from campaigns.errors import CrowdError
 from campaigns.loading import load_items
 from campaigns.models import Assignment, Campaign, Item, Page, PollCursor, Publication, Stage, Task
 from campaigns.pools import screening_test
+from campaigns.replan import discard_plan, untouched
 from campaigns.spec import CampaignSpec
 from campaigns.specs import campaign_spec
 from campaigns.stages import StagePlan, batch_spec_for, first_stage, follow_up_room, neutral_page, price_stage
 from campaigns.store import Store
-from connectors.base import BatchRef, Connector
+from connectors.base import BatchRef, Connector, ConnectorError
 from payouts.budget import check_budget
 from payouts.pricing import forecast
 
@@ -59,6 +60,8 @@ def check_inputs(spec: CampaignSpec) -> list[dict]:
     opens the store, so a bad input line leaves no database behind."""
     stage = first_stage(spec)
     items = load_items(spec.path(spec.items), validate=stage.validate_item)
+    if not items:
+        raise CrowdError(f"{spec.path(spec.items)}: no items: the file has no JSON lines")
     stage.check_golden(items)
     screening_test(spec)
     return items
@@ -72,9 +75,12 @@ def launch(spec: CampaignSpec, store: Store, *, spec_text: str, endpoint: str | 
 
     with store.session() as s:
         existing = s.exec(select(Campaign).where(Campaign.name == spec.name)).first()
-        if existing is not None and existing.spec_hash != fingerprint:
-            raise CrowdError(f"campaign {spec.name!r} already exists with a different spec or items; "
-                             "give the campaign a new name")
+    if existing is not None and existing.spec_hash != fingerprint:
+        if not untouched(store, existing.id):
+            raise CrowdError(f"campaign {spec.name!r} already exists with a different spec or items, and "
+                             "some of its work is on the marketplace; give the campaign a new name")
+        discard_plan(store, existing.id)  # nothing of it reached a worker: plan the corrected spec
+        existing = None
     conn = connector or connector_for(spec.provider, spec.environment, endpoint or spec.endpoint_url)
 
     if existing is None:
@@ -96,8 +102,14 @@ def launch(spec: CampaignSpec, store: Store, *, spec_text: str, endpoint: str | 
         campaign_id = existing.id
         resumed = True
 
-    report = publish_stage(store, conn, campaign_id, stage_name=first_stage(spec).name, progress=progress,
-                           until=spec.wave if spec.kind != "ffv" else None)
+    try:
+        report = publish_stage(store, conn, campaign_id, stage_name=first_stage(spec).name, progress=progress,
+                               until=spec.wave if spec.kind != "ffv" else None)
+    except ConnectorError as exc:
+        # The marketplace refused the first pages outright: nothing is out, so keep nothing either.
+        if not exc.retryable and not resumed and untouched(store, campaign_id):
+            discard_plan(store, campaign_id)
+        raise
     report.resumed = resumed
     return report
 
@@ -214,7 +226,16 @@ def publish_stage(store: Store, conn: Connector, campaign_id: int, *, stage_name
         group = todo[start:start + chunk]
         guard_publish(store, campaign, stage, group)
         _mark(store, group, "sending")
-        published = conn.publish(ref, spec, neutral(group))
+        try:
+            published = conn.publish(ref, spec, neutral(group))
+        except ConnectorError as exc:
+            if exc.retryable:
+                raise  # stays `sending`: the next run asks the marketplace what it holds
+            # Refused: record what did get out, and the rest is only planned again.
+            found = {pp.page_id: pp for pp in conn.published(ref, neutral(group))}
+            _record(store, campaign, stage, [p for p in group if p.page_key in found], found)
+            _mark(store, [p for p in group if p.page_key not in found], "planned")
+            raise
         checkpoint("launch.published_chunk")
         _record(store, campaign, stage, group, {pp.page_id: pp for pp in published})
         done += len(group)

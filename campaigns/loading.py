@@ -17,7 +17,8 @@ from pydantic import ValidationError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from campaigns.errors import SpecError
-from campaigns.spec import CampaignSpec
+from campaigns.spec import SETTINGS_KIND, CampaignSpec
+from decomposition.kinds import get_kind
 
 Lines = dict[tuple[str, ...], int]  # field path (keys and list indices as text) -> 1-based line
 
@@ -36,7 +37,12 @@ def load_spec(path: str | Path) -> CampaignSpec:
     try:
         spec = CampaignSpec.model_validate(data)
     except ValidationError as exc:
-        raise SpecError(_describe(exc, lines, p)) from None
+        raise SpecError(_describe(exc.errors(), lines, p)) from None
+    try:  # the task kind's own settings belong to the spec too: refuse them here, at their line
+        get_kind(SETTINGS_KIND.get(spec.kind, spec.kind)).settings_model.model_validate(spec.settings)
+    except ValidationError as exc:
+        errors = [{**e, "loc": ("settings", *e["loc"])} for e in exc.errors()]
+        raise SpecError(_describe(errors, lines, p)) from None
     spec.base_dir = p.resolve().parent
     return spec
 
@@ -135,9 +141,9 @@ def _lines(node: Node, p: Path, path: tuple[str, ...] = (), lines: Lines | None 
     return lines
 
 
-def _describe(exc: ValidationError, lines: Lines, p: Path) -> str:
+def _describe(errors: list[Any], lines: Lines, p: Path) -> str:
     """The first problem (in file order) as ``file:line: field.path: message``, plus a count of the rest."""
-    problems = sorted((_locate(err, lines) + (_message(err),) for err in exc.errors()), key=lambda t: t[0])
+    problems = sorted((_locate(err, lines) + (_message(err),) for err in errors), key=lambda t: t[0])
     line, field, message = problems[0]
     rest = len(problems) - 1
     more = f" (and {rest} more problem{'s' if rest > 1 else ''})" if rest else ""

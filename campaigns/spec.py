@@ -6,11 +6,12 @@ the field and its line in the YAML file, before anything is written anywhere.
 
 from __future__ import annotations
 
+import math
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from decomposition.degrade import MODES as DEGRADE_MODES
 from decomposition.degrade import Mode as DegradeMode
@@ -20,8 +21,15 @@ class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# The stages each kind has (names a `stages:` override may use), and the kind whose settings
+# model reads the spec's `settings` (Find-Fix-Verify's live on its first stage, `find`).
+STAGE_NAMES = {"pairwise": ("compare",), "listwise": ("compare",), "ffv": ("find", "fix", "verify")}
+SETTINGS_KIND = {"ffv": "find"}
+MAX_AMOUNT = Decimal("1000000")  # no reward, wage, bonus or budget in a spec is a million or more
+
+
 def _money(v: Any, places: int = 3) -> Decimal:
-    """Money in a spec: a plain decimal, not negative, at most ``places`` decimals."""
+    """Money in a spec: a plain decimal, not negative, at most ``places`` decimals, below a million."""
     if isinstance(v, bool) or v is None:
         raise ValueError("must be a decimal amount")
     try:
@@ -34,6 +42,8 @@ def _money(v: Any, places: int = 3) -> Decimal:
         raise ValueError(f"must not be negative: {v}")
     if -d.as_tuple().exponent > places:
         raise ValueError(f"more than {places} decimal places: {v}")
+    if d >= MAX_AMOUNT:
+        raise ValueError(f"must be below {MAX_AMOUNT:,}: {v}")
     return d
 
 
@@ -41,7 +51,7 @@ class Pricing(_Spec):
     """Either ``reward`` per page, or ``seconds_per_item`` x ``hourly_wage``."""
 
     reward: Decimal | None = None
-    seconds_per_item: float | None = Field(default=None, gt=0)
+    seconds_per_item: float | None = Field(default=None, gt=0, le=86400, allow_inf_nan=False)
     hourly_wage: Decimal | None = None
     wage_topup: bool = False  # bonus workers up to hourly_wage after measuring their time
     topup_after: int = Field(default=20, ge=1)  # assignments timed before the median wage is trusted
@@ -106,10 +116,12 @@ class Review(_Spec):
     """How answers are judged: approve valid work; reject only under these rules."""
 
     reject_invalid: bool = True  # answers that do not parse
-    reject_golden_below: float | None = None  # reject an assignment whose golden accuracy is below
-    block_below_trust: float | None = 0.35
-    min_evidence: int = 8  # golden answers + agreement pseudo-answers before a worker may be blocked or trusted
-    trusted_above: float | None = 0.6
+    # shares in [0, 1]; the trust policy (payouts.trust) decides on them at every poll
+    reject_golden_below: float | None = Field(default=None, ge=0, le=1)  # reject an assignment below it
+    block_below_trust: float | None = Field(default=0.35, ge=0, le=1)
+    # golden answers + agreement pseudo-answers before a worker may be blocked or trusted
+    min_evidence: int = Field(default=8, ge=0)
+    trusted_above: float | None = Field(default=0.6, ge=0, le=1)
     block_via: Literal["block", "pool"] = "block"  # a hard marketplace block, or the `pools.blocked` pool
     trust_prior: tuple[float, float] = (1.0, 1.0)  # Beta(alpha, beta) prior on a worker's accuracy
     quality_bonus: Decimal | None = None  # per approved assignment of a worker the trust policy trusts
@@ -118,6 +130,13 @@ class Review(_Spec):
     probe_pages: int = Field(default=4, ge=0)
 
     _m = field_validator("quality_bonus", mode="before")(lambda v: None if v is None else _money(v))
+
+    @field_validator("trust_prior")
+    @classmethod
+    def _prior(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not all(math.isfinite(x) and x > 0 for x in v):
+            raise ValueError(f"both Beta prior counts must be positive numbers; got {list(v)}")
+        return v
 
 
 class Overlap(_Spec):
@@ -192,6 +211,15 @@ class CampaignSpec(_Spec):
 
     # Where the spec file lives; relative paths in it resolve against this. Not part of the YAML.
     base_dir: Path | None = Field(default=None, exclude=True)
+
+    @field_validator("stages")
+    @classmethod
+    def _known_stages(cls, v: dict[str, StageSettings], info: ValidationInfo) -> dict[str, StageSettings]:
+        kind = info.data.get("kind", "pairwise")
+        unknown = sorted(set(v) - set(STAGE_NAMES[kind]))
+        if unknown:
+            raise ValueError(f"unknown stage {unknown[0]!r}; a {kind} campaign has {', '.join(STAGE_NAMES[kind])}")
+        return v
 
     @field_validator("endpoint_url")
     @classmethod

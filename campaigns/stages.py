@@ -24,7 +24,7 @@ from campaigns.specs import campaign_spec
 from campaigns.store import Store
 from connectors.base import BatchSpec, Connector, PageItem, PoolRequirement, PoolSpec
 from connectors.base import Page as NeutralPage
-from decomposition.errors import AnswerError
+from decomposition.errors import AnswerError, InputError
 from decomposition.golden import (
     GOLDEN_KEYS,
     check_golden_item,
@@ -96,7 +96,10 @@ class StageDef:
         golden: list[TaskDraft] = golden_tasks(kind, self.golden_items(), settings, rng) if g.items else []
         if g.synthetic and self.kind == "pairwise":
             modes = None if g.synthetic is True else g.synthetic
-            golden += synthetic_pairwise_golden(items, golden_count(len(items)), settings, rng, modes=modes)
+            try:
+                golden += synthetic_pairwise_golden(items, golden_count(len(items)), settings, rng, modes=modes)
+            except InputError as exc:
+                raise CrowdError(f"{self.spec.path(self.spec.items)}: golden.synthetic: {exc}") from None
         if g.weaker_source is not None and self.kind == "pairwise":
             golden += weaker_source_golden(items, g.weaker_source, golden_count(len(items)), settings, rng)
         by_key = {d.key: d for d in real + golden}

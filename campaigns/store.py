@@ -38,7 +38,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DatabaseError
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, SQLModel
 
@@ -71,7 +71,7 @@ def open_store(url: str | None = None) -> Store:
     engine = _sqlite_engine(u) if u.get_backend_name() == "sqlite" else create_engine(u, pool_pre_ping=True)
     try:
         migrate(engine)
-    except OperationalError as exc:
+    except DatabaseError as exc:  # OperationalError, or a file that is not a database at all
         engine.dispose()
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
         raise CrowdError(f"cannot open database {u.render_as_string(hide_password=True)}: {reason}") from None
