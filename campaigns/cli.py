@@ -18,8 +18,30 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
+from typer._click import exceptions as click_errors  # typer vendors click; its errors live here
+from typer.core import TyperGroup
 
-app = typer.Typer(help="Run human-annotation campaigns for RLHF data on crowd marketplaces.",
+
+class _OneLineErrors(TyperGroup):
+    """A bad flag or argument is one line on stderr and exit 1, like every other user error
+    (click's own report is a usage block or a rich panel over several lines)."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["standalone_mode"] = False
+        try:
+            code = super().main(*args, **kwargs)
+        except click_errors.NoArgsIsHelpError as exc:
+            exc.show()  # bare `crowd` or `crowd local`: the help, as before
+            sys.exit(0)
+        except click_errors.ClickException as exc:
+            err.print(f"error: {exc.format_message()}", markup=False, highlight=False, soft_wrap=True)
+            sys.exit(1)
+        except typer.Abort:
+            sys.exit(130)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+app = typer.Typer(help="Run human-annotation campaigns for RLHF data on crowd marketplaces.", cls=_OneLineErrors,
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 local_app = typer.Typer(help="Local marketplaces (MTurk- and Toloka-compatible servers with a simulated crowd).",
                         no_args_is_help=True)
@@ -31,7 +53,18 @@ err = Console(stderr=True)
 DbOpt = typer.Option(None, "--db", help="SQLAlchemy URL of the store (default: CROWD_DATABASE_URL or "
                      "sqlite:///./crowd.db).")
 JsonOpt = typer.Option(False, "--json", help="Print one JSON object for scripts.")
-EndpointOpt = typer.Option(None, "--endpoint", help="Marketplace endpoint URL, overriding the spec's.")
+def _endpoint(value: str | None) -> str | None:
+    from campaigns.connect import check_endpoint
+    from campaigns.errors import CrowdError
+
+    try:
+        return None if value is None else check_endpoint(value)
+    except CrowdError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+EndpointOpt = typer.Option(None, "--endpoint", callback=_endpoint,
+                           help="Marketplace endpoint URL, overriding the spec's.")
 
 
 @app.callback()
@@ -70,6 +103,8 @@ def run(fn: Callable[[], Any]) -> Any:
     (a budget, a dead endpoint, a sandbox that does not exist) leaves no empty store behind."""
     import logging
 
+    from sqlalchemy.exc import DBAPIError
+
     from campaigns.errors import CrowdError
     from connectors.base import ConnectorError, ProviderUnreachable
     from decomposition.errors import InputError
@@ -86,6 +121,9 @@ def run(fn: Callable[[], Any]) -> Any:
         raise fail(f"error: provider unreachable after retries: {exc}", 2) from None
     except (CrowdError, ConnectorError, InputError, PayoutsError) as exc:
         raise fail(f"error: {exc}", 1) from None
+    except DBAPIError as exc:  # the database refused (read-only, locked, gone)
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+        raise fail(f"error: the store refused the change: {reason}", 1) from None
     except OSError as exc:  # a file or folder argument the system refused
         where = f": {exc.filename}" if exc.filename else ""
         raise fail(f"error: {exc.strerror or exc}{where}", 1) from None
@@ -134,6 +172,35 @@ def _store(db: str | None, *, must_exist: bool = False):
     if fresh:
         _fresh.append((store, path))
     return store
+
+
+def _out_file(path: Path | None) -> Path | None:
+    """Option callback: a file to write, whose folder exists and which is not itself a folder."""
+    if path is not None:
+        if path.is_dir():
+            raise typer.BadParameter(f"{path} is a folder; give a file name")
+        if not path.parent.is_dir():
+            raise typer.BadParameter(f"folder {path.parent} does not exist")
+    return path
+
+
+def _one_of(*allowed: str) -> Callable[[str], str]:
+    """Option callback: the value must be one of ``allowed``."""
+    def check(value: str) -> str:
+        if value not in allowed:
+            raise typer.BadParameter(f"{value!r} is not one of {', '.join(allowed)}")
+        return value
+    return check
+
+
+def _positive(value: float) -> float:
+    if not value > 0 or value == float("inf"):
+        raise typer.BadParameter(f"must be a positive number, got {value}")
+    return value
+
+
+ProviderOpt = typer.Option("mturk", "--provider", help="mturk|toloka", callback=_one_of("mturk", "toloka"))
+ShareOpt = {"min": 0.0, "max": 1.0}  # a share of the crowd
 
 
 class _Bar:
@@ -191,12 +258,13 @@ def launch(spec: Path = typer.Argument(..., help="Campaign spec (YAML)."), db: s
 @app.command()
 def poll(campaign: str | None = typer.Argument(None, help="Campaign name (default: every active one)."),
          db: str | None = DbOpt, endpoint: str | None = EndpointOpt,
-         watch: float | None = typer.Option(None, "--watch", help="Poll again every SECONDS until done."),
+         watch: float | None = typer.Option(None, "--watch", min=1.0, help="Poll again every SECONDS (>= 1) "
+                                            "until done."),
          as_json: bool = JsonOpt) -> None:
     """Fetch new answers, store them, review, pay, and advance or close finished stages."""
     from campaigns.poll import poll as do_poll
 
-    store = run(lambda: _store(db))
+    store = run(lambda: _store(db, must_exist=True))
     while True:
         with _Bar(not as_json) as bar:
             report = run(lambda: do_poll(store, campaign, endpoint=endpoint, progress=bar))
@@ -231,9 +299,11 @@ def status(campaign: str | None = typer.Argument(None), db: str | None = DbOpt, 
 
 @app.command()
 def costs(campaign: str | None = typer.Argument(None), db: str | None = DbOpt,
-          by: str = typer.Option("campaign", "--by", help="campaign|stage|provider|day|worker"),
+          by: str = typer.Option("campaign", "--by", help="campaign|stage|provider|day|worker",
+                                 callback=_one_of("campaign", "stage", "provider", "day", "worker")),
           as_json: bool = JsonOpt, as_csv: bool = typer.Option(False, "--csv", help="CSV on stdout."),
-          plot: Path | None = typer.Option(None, "--plot", help="Write cumulative spend vs budget to a PNG.")) -> None:
+          plot: Path | None = typer.Option(None, "--plot", callback=_out_file,
+                                           help="Write cumulative spend vs budget to a PNG.")) -> None:
     """Spent, committed, forecast and budget left; cost per item and effective hourly wage."""
     from campaigns.reports import costs as get_costs
 
@@ -266,7 +336,7 @@ def reconcile(campaign: str = typer.Argument(..., help="Campaign name."), db: st
     """Compare the ledger with the marketplace's bonuses and approvals; report or repair differences."""
     from campaigns.reconcile import reconcile as do_reconcile
 
-    report = run(lambda: do_reconcile(_store(db), campaign, repair=repair, endpoint=endpoint))
+    report = run(lambda: do_reconcile(_store(db, must_exist=True), campaign, repair=repair, endpoint=endpoint))
     if as_json:
         emit_json(report.as_dict())
     else:
@@ -284,6 +354,8 @@ def workers(args: list[str] = typer.Argument(None, help="[CAMPAIGN] to list, or 
             db: str | None = DbOpt, provider: str = typer.Option("mturk", "--provider"),
             campaign: str | None = typer.Option(None, "--campaign", help="Campaign whose marketplace to use."),
             reason: str = typer.Option("", "--reason"), as_json: bool = JsonOpt,
+            unseen: bool = typer.Option(False, "--unseen", help="Act on a worker with no answer in this store "
+                                        "(an id known from elsewhere)."),
             endpoint: str | None = EndpointOpt) -> None:
     """List workers with pools, trust and evidence, or change one worker's standing."""
     from campaigns import workers as w
@@ -293,8 +365,9 @@ def workers(args: list[str] = typer.Argument(None, help="[CAMPAIGN] to list, or 
         if len(args) < 2:
             err.print(f"error: usage: crowd workers {args[0]} WORKER [POOL]")
             raise typer.Exit(1)
-        result = run(lambda: w.act(_store(db), args[0], args[1], pool=args[2] if len(args) > 2 else None,
-                                   provider=provider, campaign=campaign, reason=reason, endpoint=endpoint))
+        result = run(lambda: w.act(_store(db, must_exist=True), args[0], args[1],
+                                   pool=args[2] if len(args) > 2 else None, provider=provider, campaign=campaign,
+                                   reason=reason, endpoint=endpoint, unseen=unseen))
         emit_json(result) if as_json else out.print(result["message"])
         return
     rows = run(lambda: w.list_workers(_store(db, must_exist=True), args[0] if args else None))
@@ -311,8 +384,10 @@ def workers(args: list[str] = typer.Argument(None, help="[CAMPAIGN] to list, or 
 
 @app.command()
 def export(campaign: str = typer.Argument(...), db: str | None = DbOpt,
-           fmt: str = typer.Option("trl", "--format", help="trl|jsonl|argilla|sft|audit"),
-           out_path: Path | None = typer.Option(None, "--out", help="Output file (default: exports/...)."),
+           fmt: str = typer.Option("trl", "--format", help="trl|jsonl|argilla|sft|audit",
+                                   callback=_one_of("trl", "jsonl", "argilla", "sft", "audit")),
+           out_path: Path | None = typer.Option(None, "--out", callback=_out_file,
+                                                help="Output file (default: exports/...)."),
            raw_worker_ids: bool = typer.Option(False, "--raw-worker-ids",
                                                help="Do not pseudonymise worker ids."),
            as_json: bool = JsonOpt) -> None:
@@ -326,8 +401,10 @@ def export(campaign: str = typer.Argument(...), db: str | None = DbOpt,
 
 @app.command()
 def aggregate(file: Path = typer.Argument(..., help="CSV of answers."),
-              method: str = typer.Option("ds", "--method", help="mv|ds|glad|mace"),
-              out_file: Path | None = typer.Option(None, "--out", help="Write task,label,confidence here."),
+              method: str = typer.Option("ds", "--method", help="mv|ds|glad|mace",
+                                         callback=_one_of("mv", "ds", "glad", "mace")),
+              out_file: Path | None = typer.Option(None, "--out", callback=_out_file,
+                                                   help="Write task,label,confidence here."),
               task_column: str = typer.Option("task", "--task-column"),
               worker_column: str = typer.Option("worker", "--worker-column"),
               label_column: str = typer.Option("label", "--label-column")) -> None:
@@ -343,11 +420,11 @@ def aggregate(file: Path = typer.Argument(..., help="CSV of answers."),
 
 
 @app.command()
-def demo(provider: str = typer.Option("mturk", "--provider", help="mturk|toloka"),
-         kind: str = typer.Option("pairwise", "--kind", help="pairwise|ffv"),
-         items: int | None = typer.Option(None, "--items", help="Use only the first N items."),
-         workers_n: int = typer.Option(30, "--workers", help="Simulated workers."),
-         spammers: float = typer.Option(0.1, "--spammers", help="Share of spammers in the crowd."),
+def demo(provider: str = ProviderOpt,
+         kind: str = typer.Option("pairwise", "--kind", help="pairwise|ffv", callback=_one_of("pairwise", "ffv")),
+         items: int | None = typer.Option(None, "--items", min=1, help="Use only the first N items."),
+         workers_n: int = typer.Option(30, "--workers", min=1, help="Simulated workers."),
+         spammers: float = typer.Option(0.1, "--spammers", **ShareOpt, help="Share of spammers in the crowd."),
          seed: int = typer.Option(0, "--seed"), db: str | None = DbOpt, as_json: bool = JsonOpt) -> None:
     """Run a whole campaign on a local marketplace with a simulated crowd, then summarise it."""
     from campaigns.demo import run_demo
@@ -365,11 +442,12 @@ def demo(provider: str = typer.Option("mturk", "--provider", help="mturk|toloka"
 
 
 @local_app.command("serve")
-def local_serve(provider: str = typer.Option("mturk", "--provider", help="mturk|toloka"),
-                port: int = typer.Option(0, "--port", help="Port on 127.0.0.1 (0: a free one)."),
-                workers_n: int = typer.Option(20, "--workers"), spammers: float = typer.Option(0.0, "--spammers"),
-                clock_speed: float = typer.Option(60.0, "--clock-speed",
-                                                  help="Simulated seconds per wall second."),
+def local_serve(provider: str = ProviderOpt,
+                port: int = typer.Option(0, "--port", min=0, max=65535, help="Port on 127.0.0.1 (0: a free one)."),
+                workers_n: int = typer.Option(20, "--workers", min=1),
+                spammers: float = typer.Option(0.0, "--spammers", **ShareOpt),
+                clock_speed: float = typer.Option(60.0, "--clock-speed", callback=_positive,
+                                                  help="Simulated seconds per wall second (> 0)."),
                 seed: int = typer.Option(0, "--seed"),
                 truth: Path | None = typer.Option(
                     None, "--truth", help="Example directory (examples/pairwise, examples/ffv) whose truth.jsonl "
@@ -382,8 +460,16 @@ def local_serve(provider: str = typer.Option("mturk", "--provider", help="mturk|
         from campaigns.demo import example_oracle
 
         oracle = run(lambda: example_oracle(truth))[1]
-    serve(provider, port=port, workers=workers_n, spammers=spammers, clock_speed=clock_speed, seed=seed,
-          oracle=oracle)
+    def go() -> None:
+        try:
+            serve(provider, port=port, workers=workers_n, spammers=spammers, clock_speed=clock_speed, seed=seed,
+                  oracle=oracle)
+        except OSError as exc:
+            from campaigns.errors import CrowdError
+
+            raise CrowdError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}") from None
+
+    run(go)
 
 
 def main() -> None:  # pragma: no cover - console entry

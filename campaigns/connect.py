@@ -7,7 +7,25 @@ from connectors.base import Connector
 from connectors.factory import make_connector
 
 
+def check_endpoint(endpoint: str) -> str:
+    """An endpoint must be an http(s) URL with a host and a valid port: one line otherwise."""
+    from urllib.parse import urlsplit
+
+    from campaigns.errors import CrowdError
+
+    parts = urlsplit(endpoint)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise CrowdError(f"endpoint {endpoint!r} is not an http:// or https:// URL (e.g. http://127.0.0.1:8765)")
+    try:
+        parts.port  # noqa: B018 - raises on a port out of range
+    except ValueError:
+        raise CrowdError(f"endpoint {endpoint!r}: the port must be 0-65535") from None
+    return endpoint
+
+
 def connector_for(provider: str, environment: str, endpoint: str | None = None) -> Connector:
+    if endpoint is not None:
+        check_endpoint(endpoint)
     options: dict = {}
     if provider == "toloka":
         from campaigns.settings import Settings

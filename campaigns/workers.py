@@ -63,10 +63,11 @@ def list_workers(store: Store, campaign: str | None = None) -> list[dict]:
 
 
 def act(store: Store, action: str, worker_id: str, *, pool: str | None = None, provider: str = "mturk",
-        campaign: str | None = None, reason: str = "", endpoint: str | None = None) -> dict:
+        campaign: str | None = None, reason: str = "", endpoint: str | None = None, unseen: bool = False) -> dict:
     """Change one worker's standing: ``grant``/``revoke`` a pool, ``block``/``unblock``. The action is
     stored first and carried out at once; a refusal leaves it ``failed`` for the next poll to retry.
-    ``unblock`` undoes the worker's last block the way it was made (a hard block or the blocked pool)."""
+    ``unblock`` undoes the worker's last block the way it was made (a hard block or the blocked pool).
+    A worker none of whose answers is stored is refused unless ``unseen`` (an id from elsewhere)."""
     if action not in ACTIONS:
         raise CrowdError(f"unknown action {action!r}; use one of {', '.join(ACTIONS)}")
     if action in ("grant", "revoke") and not pool:
@@ -79,6 +80,11 @@ def act(store: Store, action: str, worker_id: str, *, pool: str | None = None, p
         if c is None:
             raise CrowdError(f"no campaign named {campaign!r}")
         provider, environment, endpoint = c.provider, c.environment, endpoint or c.endpoint_url
+    with store.session() as s:
+        known = s.exec(select(Worker).where(Worker.provider == provider, Worker.worker_id == worker_id)).first()
+    if known is None and not unseen:  # most likely a typo: acting on it would only write rows for nobody
+        raise CrowdError(f"no {provider} worker {worker_id!r} in this store (a worker is known once an answer of "
+                         "theirs is stored; --unseen acts on one anyway, --provider/--campaign pick the marketplace)")
     if action == "unblock" and pool is None:
         with store.session() as s:
             last = s.exec(select(WorkerAction).where(WorkerAction.provider == provider,

@@ -93,6 +93,9 @@ def aggregate_labels(df: pd.DataFrame, method: str = "mv", seed: int = 0,
                          "confidence": probas.max(axis=1).to_numpy(dtype=float)})
 
 
+MODEL_METHODS = ("ds", "glad", "mace")  # fit a model of each worker: meaningless on one worker or task
+
+
 def aggregate_csv(path: str | Path, method: str = "mv", task_column: str = "task",
                   worker_column: str = "worker", label_column: str = "label",
                   out: str | Path | None = None) -> pd.DataFrame:
@@ -115,6 +118,9 @@ def aggregate_csv(path: str | Path, method: str = "mv", task_column: str = "task
     if empty.any():
         raise InputError(f"{path}: line {int(np.argmax(empty)) + 2}: empty task, worker or label")
     data = df[columns].set_axis(["task", "worker", "label"], axis=1)
+    if method in MODEL_METHODS and (data["worker"].nunique() < 2 or data["task"].nunique() < 2):
+        raise InputError(f"{path}: {method} models workers against each other and needs answers from at least "
+                         f"2 workers on at least 2 tasks (got {len(data)} row(s)); use --method mv")
     result = aggregate_labels(data, method).rename(columns={"task": task_column, "label": label_column})
     if out is not None:
         result.to_csv(out, index=False)

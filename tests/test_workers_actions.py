@@ -26,7 +26,7 @@ def test_grant_revoke_block_unblock_mirror_store_and_marketplace(tmp_path):
     with start_local("mturk", workers=1) as mp:
         conn = make_connector("mturk", "local", mp.url)
         pool = conn.ensure_pool(PoolSpec(name="experts"))
-        assert act(store, "grant", "AW1", pool="experts", endpoint=mp.url)["state"] == "done"
+        assert act(store, "grant", "AW1", pool="experts", endpoint=mp.url, unseen=True)["state"] == "done"
         assert conn.pool_scores(pool) == {"AW1": 1}
         assert act(store, "block", "AW1", reason="copy-paste answers", endpoint=mp.url)["state"] == "done"
         assert _blocks(conn) == {"AW1"}
@@ -63,9 +63,10 @@ def test_unblock_undoes_a_pool_block(tmp_path):
 
 def test_cli_lists_workers_as_json(tmp_path):
     db = f"sqlite:///{tmp_path / 'crowd.db'}"
+    open_store(db).close()
     with start_local("mturk", workers=1) as mp:
         runner = CliRunner()
-        r = runner.invoke(app, ["workers", "block", "AW5", "--db", db, "--endpoint", mp.url, "--json"])
+        r = runner.invoke(app, ["workers", "block", "AW5", "--unseen", "--db", db, "--endpoint", mp.url, "--json"])
         assert r.exit_code == 0, r.output
         assert json.loads(r.output)["state"] == "done"
         r = runner.invoke(app, ["workers", "--db", db, "--json"])
