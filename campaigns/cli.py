@@ -164,7 +164,7 @@ def _store(db: str | None, *, must_exist: bool = False):
 
     url = normalize_url(db or Settings().database_url)
     path = Path(url.database) if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") \
-        else None
+        and not url.query.get("uri") else None  # a file: URI (mode=ro...) is sqlite's to resolve
     if must_exist and path is not None and not path.exists():
         raise CrowdError(f"no store at {url.database}: run crowd launch first, or pass --db")
     fresh = path is not None and not path.exists()

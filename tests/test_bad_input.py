@@ -245,3 +245,18 @@ def test_a_bad_flag_file_or_database_is_one_line_and_writes_nothing(case, tmp_pa
 
 def test_the_suite_has_at_least_sixty_cases():
     assert len(SPEC_CASES) + len(ITEM_CASES) + 3 + len(COMMAND_CASES) >= 60
+
+
+def test_a_read_only_store_during_poll_is_one_line(tmp_path):
+    """The store refuses writes (here: SQLite opened read-only; as root a chmod would not do)."""
+    from engine_helpers import launch_in_process, market, write_campaign
+
+    spec = write_campaign(tmp_path / "c")
+    path = tmp_path / "crowd.db"
+    with market("mturk") as mp:
+        launch_in_process(spec, f"sqlite:///{path}", mp.url)
+        before = row_counts(f"sqlite:///{path}")
+        mp.advance(600)
+        result = invoke("poll", "--db", f"sqlite:///file:{path}?mode=ro&uri=true", "--endpoint", mp.url)
+    refused(result, r"the store refused the change: attempt to write a readonly database")
+    assert row_counts(f"sqlite:///{path}") == before
