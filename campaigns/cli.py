@@ -329,8 +329,8 @@ def local_serve(provider: str = typer.Option("mturk", "--provider", help="mturk|
                                                   help="Simulated seconds per wall second."),
                 seed: int = typer.Option(0, "--seed"),
                 truth: Path | None = typer.Option(
-                    None, "--truth", help="Example directory (examples/pairwise, examples/ffv) whose truth.jsonl "
-                    "honest workers answer from, with their accuracy; without it they answer at random.")) -> None:
+                    None, "--truth", help="Example directory whose truth.jsonl honest workers answer from, with their "
+                    "accuracy, or a bundled example's name (pairwise, ffv); without it they answer at random.")) -> None:
     """Run a local marketplace in the foreground with the simulated crowd working continuously."""
     from connectors.local import serve
 
