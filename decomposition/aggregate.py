@@ -19,8 +19,9 @@ Pairwise conventions (documented here because exports depend on them):
 
 from __future__ import annotations
 
+import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ import pandas as pd
 from decomposition.errors import InputError
 
 LABEL_METHODS = ("mv", "ds", "glad", "mace")
+ITERATIVE = ("ds", "glad", "mace")  # EM fits that may run long enough to need a word in the log
 SCORE_METHODS = ("bt", "noisy_bt")
 TIE = "tie"
 _BT_BLOCK_NODES = 500  # responses per BradleyTerry fit: its win matrix is dense (nodes x nodes)
@@ -95,11 +97,12 @@ def aggregate_labels(df: pd.DataFrame, method: str = "mv", seed: int = 0,
 
 def aggregate_csv(path: str | Path, method: str = "mv", task_column: str = "task",
                   worker_column: str = "worker", label_column: str = "label",
-                  out: str | Path | None = None) -> pd.DataFrame:
+                  out: str | Path | None = None, say: Callable[[str], None] | None = None) -> pd.DataFrame:
     """``crowd aggregate``: read a CSV of answers, aggregate, optionally write ``out``.
 
     Cells are read as text (ids like ``007`` stay intact). The result has columns
-    ``task_column, label_column, confidence``.
+    ``task_column, label_column, confidence``. ``say`` hears what an iterative fit is about to
+    work on and how long it took (GLAD can take a minute), so a log does not look stuck.
     """
     _label_model(method, 0)  # fail on an unknown method before reading anything
     path = Path(path)
@@ -115,7 +118,13 @@ def aggregate_csv(path: str | Path, method: str = "mv", task_column: str = "task
     if empty.any():
         raise InputError(f"{path}: line {int(np.argmax(empty)) + 2}: empty task, worker or label")
     data = df[columns].set_axis(["task", "worker", "label"], axis=1)
+    started = time.monotonic()
+    if say is not None and method in ITERATIVE:
+        say(f"{method}: fitting {len(data)} answers on {data['task'].nunique()} tasks by "
+            f"{data['worker'].nunique()} workers (up to 100 iterations)")
     result = aggregate_labels(data, method).rename(columns={"task": task_column, "label": label_column})
+    if say is not None and method in ITERATIVE:
+        say(f"{method}: fitted {len(result)} tasks in {time.monotonic() - started:.1f} s")
     if out is not None:
         result.to_csv(out, index=False)
     return result
