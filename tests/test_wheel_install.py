@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 import venv
@@ -24,7 +25,10 @@ pytestmark = pytest.mark.slow
 def installed(tmp_path_factory) -> Path:
     """The ``bin`` directory of a fresh venv holding the wheel and its run-time dependencies only."""
     root = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(root / "dist"), str(REPO)],
+    # built from a clean copy: an in-tree build leaves build/ behind, whose stale files a later wheel would ship
+    src = shutil.copytree(REPO, root / "src", symlinks=True, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "*.egg-info", "__pycache__", "*.db", "exports"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(root / "dist"), str(src)],
                    check=True, capture_output=True, text=True, timeout=300)
     wheel = next((root / "dist").glob("crowdbridge-*.whl"))
     venv.create(root / "venv", with_pip=True)
