@@ -47,8 +47,15 @@ local_app = typer.Typer(help="Local marketplaces (MTurk- and Toloka-compatible s
                         no_args_is_help=True)
 app.add_typer(local_app, name="local")
 
-out = Console()
-err = Console(stderr=True)
+def _console(stderr: bool = False) -> Console:
+    """rich's layout on a terminal; elsewhere (a pipe, a cron log) whole lines: no wrapping at 80
+    columns mid-sentence, tables as wide as their contents, no cell cut short."""
+    console = Console(stderr=stderr)
+    return console if console.is_terminal else Console(stderr=stderr, width=100_000, soft_wrap=True)
+
+
+out = _console()
+err = _console(stderr=True)
 
 DbOpt = typer.Option(None, "--db", help="SQLAlchemy URL of the store (default: CROWD_DATABASE_URL or "
                      "sqlite:///./crowd.db).")
@@ -320,13 +327,41 @@ def costs(campaign: str | None = typer.Argument(None), db: str | None = DbOpt,
             w.writeheader()
             w.writerows({k: _default(v) if isinstance(v, Decimal) else v for k, v in r.items()} for r in rows)
         return
-    if not rows:
+    if not rows and not data["campaigns"]:
         out.print("no campaigns")
         return
-    table = Table(*rows[0].keys())
-    for r in rows:
-        table.add_row(*(str(v) for v in r.values()))
-    out.print(table)
+    if rows:
+        table = Table(*rows[0].keys())
+        for r in rows:
+            table.add_row(*(str(v) for v in r.values()))
+        out.print(table)
+    for c in data["campaigns"]:
+        out.print(_costs_lines(c), markup=False, highlight=False)
+    if "plot" in data:
+        out.print(f"wrote {data['plot']['path']}", markup=False, highlight=False)
+
+
+def _costs_lines(c: dict) -> str:
+    """A campaign's figures, one line each, labelled so a cron log reads without the table."""
+    cur, spent = c["currency"], c["spent"]
+
+    def money(v: Decimal | None, unit: str = "") -> str:
+        return "n/a" if v is None else f"{v} {cur}{unit}"
+
+    cap = "no budget cap" if c["budget_cap"] is None else f"budget cap {money(c['budget_cap'])}"
+    lines = [
+        f"{c['campaign']}: spent {money(spent['total'])} (rewards {spent['reward']}, bonuses {spent['bonus']}, "
+        f"fees {spent['fee']}), committed {money(c['committed'])}, forecast {money(c['forecast_total'])}, "
+        f"{cap}, budget left {money(c['budget_left'])}",
+        f"  cost per item {money(c['cost_per_item'])} ({c['items']} items), "
+        f"per label {money(c['cost_per_label'])} ({c['labels']} labels)",
+    ]
+    for st in c["stages"]:
+        timed = (f"median {st['median_seconds_per_page']:.0f} s per page over {st['assignments_timed']} "
+                 f"assignments" if st["assignments_timed"] else "no assignment timed yet")
+        lines.append(f"  stage {st['stage']}: effective hourly wage {money(st['effective_hourly_wage'], '/h')} "
+                     f"({timed}, reward {st['reward_per_page']} per page)")
+    return "\n".join(lines)
 
 
 @app.command()
@@ -412,7 +447,8 @@ def aggregate(file: Path = typer.Argument(..., help="CSV of answers."),
     from decomposition.aggregate import aggregate_csv
 
     df = run(lambda: aggregate_csv(file, method, task_column=task_column, worker_column=worker_column,
-                                   label_column=label_column, out=out_file))
+                                   label_column=label_column, out=out_file,
+                                   say=lambda line: err.print(line, markup=False, highlight=False)))
     if out_file is None:
         df.to_csv(sys.stdout, index=False)
     else:
@@ -450,8 +486,9 @@ def local_serve(provider: str = ProviderOpt,
                                                   help="Simulated seconds per wall second (> 0)."),
                 seed: int = typer.Option(0, "--seed"),
                 truth: Path | None = typer.Option(
-                    None, "--truth", help="Example directory (examples/pairwise, examples/ffv) whose truth.jsonl "
-                    "honest workers answer from, with their accuracy; without it they answer at random.")) -> None:
+                    None, "--truth", help="Example directory whose truth.jsonl honest workers answer from, with their "
+                    "accuracy, or a bundled example's name (pairwise, ffv); without it they answer at "
+                    "random.")) -> None:
     """Run a local marketplace in the foreground with the simulated crowd working continuously."""
     from connectors.local import serve
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from connectors.base import Connector
 from connectors.factory import make_connector
+from connectors.retry import RetryPolicy
 
 
 def check_endpoint(endpoint: str) -> str:
@@ -26,11 +27,14 @@ def check_endpoint(endpoint: str) -> str:
 def connector_for(provider: str, environment: str, endpoint: str | None = None) -> Connector:
     if endpoint is not None:
         check_endpoint(endpoint)
-    options: dict = {}
-    if provider == "toloka":
-        from campaigns.settings import Settings
+    from campaigns.settings import Settings
 
-        key = Settings().toloka_api_key
+    settings = Settings()
+    options: dict = {"retry": RetryPolicy(connect_timeout_s=settings.connect_timeout_s,
+                                          read_timeout_s=settings.read_timeout_s,
+                                          deadline_s=settings.retry_deadline_s)}
+    if provider == "toloka":
+        key = settings.toloka_api_key
         if key is not None:
             options["token"] = key.get_secret_value()
     return make_connector(provider, environment, endpoint, **options)

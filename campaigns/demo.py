@@ -1,6 +1,7 @@
 """``crowd demo``: a whole campaign on a local marketplace with a simulated crowd.
 
-Starts the local server in-process, launches the example spec from ``examples/``, lets the
+Starts the local server in-process, launches the example spec from ``campaigns/examples/``
+(package data, so an installed wheel has it; the repository's ``examples/`` links there), lets the
 crowd work in simulated time between polls, exports, and measures the result against the
 simulated truth that only the crowd's oracle knows.
 """
@@ -29,7 +30,7 @@ from campaigns.reports import costs
 from campaigns.store import open_store
 from connectors.factory import make_connector
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = Path(__file__).resolve().parent / "examples"
 KINDS = {"pairwise": "pairwise", "ffv": "ffv"}
 STEP_S = 300  # simulated seconds the crowd works between two polls (a 5-minute schedule)
 MAX_SIM_S = 14 * 24 * 3600
@@ -171,6 +172,8 @@ def example_oracle(example: Path, items: list[dict] | None = None) -> tuple[dict
     ``spec.yaml``, its items and ``truth.jsonl`` (``examples/pairwise``, ``examples/ffv``): what
     makes simulated honest workers answer like careful readers instead of at random. ``items``
     defaults to the spec's items file."""
+    if not example.is_dir() and (EXAMPLES / example.name / "spec.yaml").is_file():
+        example = EXAMPLES / example.name  # a bundled example by name: works from an installed wheel
     spec_path, truth_path = example / "spec.yaml", example / "truth.jsonl"
     for path in (spec_path, truth_path):
         if not path.is_file():

@@ -157,6 +157,11 @@ def _poll_campaign(store: Store, conn: Connector, campaign: Campaign, report: Po
         finally:
             store.release_lease(stage.id, owner)
     advance(store, conn, campaign.id)
+    with store.session() as s:  # report what advance() made of each stage ("done", not the "open" read before)
+        now = dict(s.exec(select(Stage.name, Stage.status).where(Stage.campaign_id == campaign.id)).all())
+    for sp in report.stages:
+        if sp.campaign == campaign.name:
+            sp.status = now[sp.stage]
 
 
 def poll_stage(store: Store, conn: Connector, campaign: Campaign, stage: Stage, sp: StagePoll,

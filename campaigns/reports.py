@@ -61,12 +61,48 @@ def costs(store: Store, campaign: str | None = None, *, by: str = "campaign", pl
                                 stage=stage_names.get(e.stage_id, ""), provider=e.provider,
                                 worker=e.worker_id or "", created_at=e.created_at) for e in entries]
         summaries = [_campaign_summary(s, c, store) for c in cs]
+        series = [spend_series(s, c) for c in cs] if plot is not None else []
     rows = [{**r.group, **r.model_dump(exclude={"group"})} for r in cost_report(records, by=groups)]
+    result = {"by": groups, "rows": rows, "campaigns": summaries}
     if plot is not None:
         from campaigns.plot import plot_spend
 
-        plot_spend(records, summaries, plot)
-    return {"by": groups, "rows": rows, "campaigns": summaries}
+        plot_spend(series, summaries, plot)
+        result["plot"] = {"path": str(plot), "series": series}
+    return result
+
+
+def spend_series(s, c: Campaign) -> dict:
+    """Cumulative spend (sent/confirmed ledger entries) of each stage over the marketplace's clock:
+    each entry is placed at the submit time of the assignment it pays for (simulated time on a
+    local marketplace, real time on a real one), in hours since the campaign's first accepted
+    assignment; an entry without an assignment takes the time of the entry booked before it."""
+    subs = dict(s.exec(select(Assignment.assignment_id, Assignment.submitted_at).join(Stage)
+                       .where(Stage.campaign_id == c.id, Assignment.provider == c.provider)).all())
+    start = s.exec(select(func.min(Assignment.accepted_at)).join(Stage).where(Stage.campaign_id == c.id)).one()
+    stage_names = dict(s.exec(select(Stage.id, Stage.name).where(Stage.campaign_id == c.id)).all())
+    entries = s.exec(select(LedgerEntry).where(LedgerEntry.campaign_id == c.id,
+                                               LedgerEntry.state.in_(["sent", "confirmed"]))
+                     .order_by(LedgerEntry.id)).all()
+    total: list[tuple[float, Decimal]] = []
+    stages: dict[str, list[tuple[float, Decimal]]] = defaultdict(list)
+    at = None
+    for e in entries:
+        at = subs.get(e.assignment_id) or at
+        hours = (at - start).total_seconds() / 3600 if at is not None and start is not None else 0.0
+        total.append((hours, e.amount))
+        stages[stage_names.get(e.stage_id, "")].append((hours, e.amount))
+    return {"campaign": c.name, "currency": c.currency, "budget_cap": c.budget_cap,
+            "total": _cumulative(total), "stages": {k: _cumulative(v) for k, v in stages.items()}}
+
+
+def _cumulative(steps: list[tuple[float, Decimal]]) -> list[tuple[float, Decimal]]:
+    """(hours, amount) steps as (hours, running total) in time order (ledger order may not be)."""
+    out, running = [], Decimal("0.00")
+    for hours, amount in sorted(steps, key=lambda p: p[0]):
+        running += amount
+        out.append((hours, running))
+    return out
 
 
 def _campaign_summary(s, c: Campaign, store: Store) -> dict:

@@ -21,5 +21,10 @@ class Settings(BaseSettings):
     mturk_endpoint: str | None = None  # overrides the environment's MTurk endpoint
     toloka_endpoint: str | None = None  # overrides the environment's Toloka endpoint
     log_level: str = "WARNING"
+    # Patience with a marketplace (connectors.retry.RetryPolicy): a call that keeps failing gives up
+    # (exit 2) at most retry_deadline_s + connect_timeout_s + read_timeout_s after it began.
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+    read_timeout_s: float = Field(default=20.0, gt=0)
+    retry_deadline_s: float = Field(default=60.0, ge=0)
     # Key of the hash that pseudonymises worker ids in exports (default: per campaign).
     pseudonym_key: str | None = None

@@ -5,10 +5,17 @@ retrying (throttling, server faults, the network) and how long the server asked 
 backoff, jitter, the attempt budget and the final ``ProviderUnreachable`` live here. Client
 libraries' own retries are switched off so this is the only retry loop (no retry storms of
 retries inside retries).
+
+Patience is bounded: every client has connect/read timeouts (``connect_timeout_s``,
+``read_timeout_s``), and a call gives up once ``deadline_s`` has passed since its first attempt,
+so a hanging endpoint costs at most ``deadline_s + connect_timeout_s + read_timeout_s`` (85 s by
+default) before ``ProviderUnreachable``. Once a call has been failing for ``notice_after_s`` each
+retry is logged at WARNING (seen at the default log level), naming the endpoint and the failure.
 """
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 import time
@@ -16,11 +23,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, stop_after_delay
 
 from connectors.base import ConnectorError, ProviderUnreachable
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 # exc -> (retryable, wait the server asked for in seconds or None)
 Classifier = Callable[[BaseException], tuple[bool, float | None]]
@@ -30,12 +38,23 @@ Classifier = Callable[[BaseException], tuple[bool, float | None]]
 class RetryPolicy:
     """Exponential backoff ``initial_s * 2**n`` capped at ``max_s``; with ``jitter`` the wait is
     drawn uniformly from ``[0, backoff]`` ("full jitter") so many clients throttled at once do not
-    come back in lockstep. A server-given wait is honoured (capped at ``max_s``)."""
+    come back in lockstep. A server-given wait is honoured (capped at ``max_s``). No wait runs
+    past ``deadline_s``; ``endpoint`` only names the server in notices and the final error."""
 
     max_attempts: int = 6
     initial_s: float = 0.2
     max_s: float = 10.0
     jitter: bool = True
+    connect_timeout_s: float = 5.0
+    read_timeout_s: float = 20.0
+    deadline_s: float = 60.0
+    notice_after_s: float = 5.0
+    endpoint: str | None = None
+
+    @property
+    def bound_s(self) -> float:
+        """The longest one call can take before it gives up: the deadline plus a last attempt."""
+        return self.deadline_s + self.connect_timeout_s + self.read_timeout_s
 
     def backoff(self, attempt: int, rng: random.Random | None = None) -> float:
         """Wait after failed attempt number ``attempt`` (1-based) when the server gave no hint."""
@@ -53,6 +72,7 @@ def call_with_retry(fn: Callable[[], T], *, classify: Classifier, policy: RetryP
     ``ConnectorError``). ``on_retry(exc, wait_s)`` runs before each wait (logging, rate limiter).
     """
     policy = policy or RetryPolicy()
+    where = f" at {policy.endpoint}" if policy.endpoint else ""
 
     def wait(state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
@@ -61,6 +81,13 @@ def call_with_retry(fn: Callable[[], T], *, classify: Classifier, policy: RetryP
             seconds = min(max(hint, 0.0), policy.max_s)
         else:
             seconds = policy.backoff(state.attempt_number)
+        elapsed = state.seconds_since_start or 0.0
+        seconds = max(0.0, min(seconds, policy.deadline_s - elapsed))
+        if exc is not None:
+            log.log(logging.WARNING if elapsed + seconds >= policy.notice_after_s else logging.DEBUG,
+                    "%s %s%s failed (%s), attempt %d of %d after %.0fs; retrying in %.1fs, giving up %.0fs "
+                    "after the first attempt", provider, operation, where, _failure(exc), state.attempt_number,
+                    policy.max_attempts, elapsed, seconds, policy.deadline_s)
         if on_retry is not None and exc is not None:
             on_retry(exc, seconds)
         return seconds
@@ -70,18 +97,25 @@ def call_with_retry(fn: Callable[[], T], *, classify: Classifier, policy: RetryP
         code = getattr(exc, "code", type(exc).__name__)
         message = getattr(exc, "message", str(exc))
         raise ProviderUnreachable(provider, operation, code,
-                                  f"gave up after {state.attempt_number} attempts: {message}",
+                                  f"gave up{where} after {state.attempt_number} attempts in "
+                                  f"{state.seconds_since_start or 0:.0f}s: {message}",
                                   retryable=True) from exc
 
     retrying = Retrying(
         retry=retry_if_exception(lambda e: classify(e)[0]),
-        stop=stop_after_attempt(max(1, policy.max_attempts)),
+        stop=stop_after_attempt(max(1, policy.max_attempts)) | stop_after_delay(policy.deadline_s),
         wait=wait,
         sleep=sleep,
         retry_error_callback=give_up,
         reraise=True,
     )
     return retrying(fn)
+
+
+def _failure(exc: BaseException) -> str:
+    """What failed, in a few words: the service's code or the network error's name."""
+    cause = exc.__cause__ or exc
+    return getattr(exc, "code", None) or type(cause).__name__
 
 
 def is_retryable_connector_error(exc: BaseException) -> tuple[bool, float | None]:

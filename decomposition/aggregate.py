@@ -19,8 +19,9 @@ Pairwise conventions (documented here because exports depend on them):
 
 from __future__ import annotations
 
+import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,9 @@ import pandas as pd
 from decomposition.errors import InputError
 
 LABEL_METHODS = ("mv", "ds", "glad", "mace")
+# EM fits of a model of each worker: they may run long enough to need a word in the log, and are
+# meaningless on one worker or one task
+ITERATIVE = ("ds", "glad", "mace")
 SCORE_METHODS = ("bt", "noisy_bt")
 TIE = "tie"
 _BT_BLOCK_NODES = 500  # responses per BradleyTerry fit: its win matrix is dense (nodes x nodes)
@@ -93,16 +97,14 @@ def aggregate_labels(df: pd.DataFrame, method: str = "mv", seed: int = 0,
                          "confidence": probas.max(axis=1).to_numpy(dtype=float)})
 
 
-MODEL_METHODS = ("ds", "glad", "mace")  # fit a model of each worker: meaningless on one worker or task
-
-
 def aggregate_csv(path: str | Path, method: str = "mv", task_column: str = "task",
                   worker_column: str = "worker", label_column: str = "label",
-                  out: str | Path | None = None) -> pd.DataFrame:
+                  out: str | Path | None = None, say: Callable[[str], None] | None = None) -> pd.DataFrame:
     """``crowd aggregate``: read a CSV of answers, aggregate, optionally write ``out``.
 
     Cells are read as text (ids like ``007`` stay intact). The result has columns
-    ``task_column, label_column, confidence``.
+    ``task_column, label_column, confidence``. ``say`` hears what an iterative fit is about to
+    work on and how long it took (GLAD can take a minute), so a log does not look stuck.
     """
     _label_model(method, 0)  # fail on an unknown method before reading anything
     path = Path(path)
@@ -118,10 +120,16 @@ def aggregate_csv(path: str | Path, method: str = "mv", task_column: str = "task
     if empty.any():
         raise InputError(f"{path}: line {int(np.argmax(empty)) + 2}: empty task, worker or label")
     data = df[columns].set_axis(["task", "worker", "label"], axis=1)
-    if method in MODEL_METHODS and (data["worker"].nunique() < 2 or data["task"].nunique() < 2):
+    if method in ITERATIVE and (data["worker"].nunique() < 2 or data["task"].nunique() < 2):
         raise InputError(f"{path}: {method} models workers against each other and needs answers from at least "
                          f"2 workers on at least 2 tasks (got {len(data)} row(s)); use --method mv")
+    started = time.monotonic()
+    if say is not None and method in ITERATIVE:
+        say(f"{method}: fitting {len(data)} answers on {data['task'].nunique()} tasks by "
+            f"{data['worker'].nunique()} workers (up to 100 iterations)")
     result = aggregate_labels(data, method).rename(columns={"task": task_column, "label": label_column})
+    if say is not None and method in ITERATIVE:
+        say(f"{method}: fitted {len(result)} tasks in {time.monotonic() - started:.1f} s")
     if out is not None:
         result.to_csv(out, index=False)
     return result

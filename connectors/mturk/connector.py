@@ -20,6 +20,7 @@ published or extended by the same connector object; another process should resta
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -144,7 +145,7 @@ class MTurkConnector:
         self.environment = environment
         self.endpoint_url = endpoint_url or ENDPOINTS[environment]
         self.max_workers = max(1, max_workers)
-        self.retry = retry or RetryPolicy()
+        self.retry = dataclasses.replace(retry or RetryPolicy(), endpoint=self.endpoint_url)
         self.calls: Counter = Counter()
         # MTurk allows a few requests per second per account; the local server can take far more.
         self.limiter = AdaptiveRateLimiter(rate=100.0 if environment == "local" else 5.0, min_rate=0.5)
@@ -156,7 +157,9 @@ class MTurkConnector:
         self.client = session.client(
             "mturk", endpoint_url=self.endpoint_url, region_name=region,
             # total_max_attempts=1: no botocore retries at all (its max_attempts counts *re*tries)
+            # and the policy's timeouts (botocore's own: 60 s to read, which a hanging endpoint used in full)
             config=Config(retries={"total_max_attempts": 1, "mode": "standard"},
+                          connect_timeout=self.retry.connect_timeout_s, read_timeout=self.retry.read_timeout_s,
                           max_pool_connections=max(10, self.max_workers * 2)),
             **keys)
         self._lock = threading.Lock()

@@ -36,6 +36,7 @@ instant fills a page), one ``GET /task-suites`` for suites newer than ``m``, and
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -114,7 +115,7 @@ class TolokaConnector:
         chunk: int = 500,
         fetch_limit: int = 500,
         lag_s: float = 10.0,
-        timeout: float = 30.0,
+        timeout: float | None = None,
     ):
         if environment == "sandbox":
             raise ConnectorError(
@@ -135,15 +136,18 @@ class TolokaConnector:
         if not token:
             raise ConnectorError("toloka", "connect", "NO_TOKEN", "set TOLOKA_API_KEY or pass token=")
         self.environment = environment
-        self.retry = retry or RetryPolicy()
+        policy = retry or RetryPolicy()
+        # connect and read timeouts on every request (``timeout`` overrides the policy's read timeout)
+        timeout_s = httpx.Timeout(timeout or policy.read_timeout_s, connect=policy.connect_timeout_s)
         self.chunk, self.fetch_limit, self.lag = chunk, fetch_limit, timedelta(seconds=lag_s)
         self.calls: Counter = Counter()
         self.retried: Counter = Counter()  # failures retried, per error code (429s show as TOO_MANY_REQUESTS)
         if environment == "local" or endpoint_url:
             url = endpoint_url or DEFAULT_LOCAL_URL
-            self.client = _CountingClient(token, url=url, retries=0, retry_quotas=None, timeout=timeout)
+            self.client = _CountingClient(token, url=url, retries=0, retry_quotas=None, timeout=timeout_s)
         else:
-            self.client = _CountingClient(token, "PRODUCTION", retries=0, retry_quotas=None, timeout=timeout)
+            self.client = _CountingClient(token, "PRODUCTION", retries=0, retry_quotas=None, timeout=timeout_s)
+        self.retry = dataclasses.replace(policy, endpoint=self.client.url)
         self.client.on_request = self._count
         self._projects: dict[str, str] = {}  # project tag -> id (this process)
         self._synced: set[tuple[str, str]] = set()  # (project id, spec digest) known to match
