@@ -128,7 +128,9 @@ def refused(result, pattern: str) -> str:
 
 
 def invoke(*args: str):
-    return CliRunner().invoke(app, list(args), catch_exceptions=False)
+    # A dead endpoint is given up on within 2 s here, before the retry notice (after 5 s of failing,
+    # a second stderr line by design) could be printed.
+    return CliRunner().invoke(app, list(args), catch_exceptions=False, env={"CROWD_RETRY_DEADLINE_S": "2"})
 
 
 def row_counts(url: str) -> dict[str, int]:
