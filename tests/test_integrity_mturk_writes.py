@@ -35,6 +35,8 @@ def test_fetch_with_pages_reads_only_those_hits_of_a_shared_hit_type():
         fresh = MTurkConnector("local", mp.url, retry=FAST)  # a later process: nothing in memory
         got = fresh.fetch(batch, None, refs)
         assert got.assignments and {a.page_ref for a in got.assignments} <= set(refs)
+        # what the HITs are comes from one ListHITs pass, not a GetHIT per HIT
+        assert (fresh.calls["ListHITs"], fresh.calls["GetHIT"]) == (1, 0), fresh.calls
         assert {a.page_ref for a in fresh.fetch(batch, None).assignments} >= {p.provider_ref for p in other}
         fresh.close(batch, refs)
         status = {p.provider_ref: fresh.client.get_hit(HITId=p.provider_ref)["HIT"]["HITStatus"]

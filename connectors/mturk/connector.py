@@ -458,6 +458,10 @@ class MTurkConnector:
             open_hits.setdefault(hit_id, _Hit(info.annotation, list(info.multi)))
         if pages is not None:
             wanted = set(pages)
+            unknown = wanted - set(open_hits)
+            if len(unknown) > 1:  # e.g. a first poll in another process: one ListHITs pass, not a GetHIT each
+                seen = self._discover(batch.lanes)
+                open_hits.update({h: seen[h] for h in unknown if h in seen})
             open_hits = {h: open_hits.get(h) or _Hit() for h in wanted}
 
         # Learn which HITs are done *before* listing their assignments, so a HIT seen done here
