@@ -28,6 +28,7 @@ class _OneLineErrors(TyperGroup):
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         kwargs["standalone_mode"] = False
+        _fresh.clear()  # stores created by an earlier command of this process are not this one's to remove
         try:
             code = super().main(*args, **kwargs)
         except click_errors.NoArgsIsHelpError as exc:
