@@ -370,7 +370,7 @@ class TolokaConnector:
     def _pool_named(self, project_id: str, batch_id: str) -> tc.Pool | None:
         """The project's live pool named ``batch_id`` (the look-up half of ``_find_or_create``)."""
         pools = self.client.get_pools(project_id=project_id)
-        return next((p for p in pools if p.private_name == batch_id and p.status != "ARCHIVED"), None)
+        return next((p for p in pools if p.private_name == batch_id and p.status.value != "ARCHIVED"), None)
 
     @staticmethod
     def _pool_filter(spec: BatchSpec) -> Any:
@@ -461,7 +461,7 @@ class TolokaConnector:
                 op_id = op_uuid(spec.idempotency_key, pool_id, *[p.idempotency_key for p in chunk])
                 out.update(self._publish_chunk(pool_id, spec, chunk, op_id))
             pool = self._call("publish", lambda pid=pool_id: self.client.get_pool(pid))
-            if pool.status != "OPEN":
+            if pool.status.value != "OPEN":
                 self._call("publish", lambda pid=pool_id: self.client.open_pool(pid))
         return [out[p.page_id] for p in pages]
 
