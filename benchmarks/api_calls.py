@@ -16,10 +16,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from campaigns.demo import _load_truth, _spec_yaml, pairwise_oracle  # noqa: E402
-from campaigns.launch import launch  # noqa: E402
-from campaigns.loading import load_spec  # noqa: E402
-from campaigns.poll import poll  # noqa: E402
-from campaigns.store import open_store  # noqa: E402
+from campaigns.engine.launch import launch  # noqa: E402
+from campaigns.engine.poll import poll  # noqa: E402
+from campaigns.spec.loading import load_spec  # noqa: E402
+from campaigns.store.database import open_store  # noqa: E402
 from connectors.factory import make_connector  # noqa: E402
 from connectors.local import start_local  # noqa: E402
 

@@ -62,8 +62,8 @@ DbOpt = typer.Option(None, "--db", help="SQLAlchemy URL of the store (default: C
                      "sqlite:///./crowd.db).")
 JsonOpt = typer.Option(False, "--json", help="Print one JSON object for scripts.")
 def _endpoint(value: str | None) -> str | None:
-    from campaigns.connect import check_endpoint
     from campaigns.errors import CrowdError
+    from campaigns.store.connect import check_endpoint
 
     try:
         return None if value is None else check_endpoint(value)
@@ -80,7 +80,7 @@ def _configure() -> None:
     """Logs go to stderr at CROWD_LOG_LEVEL (default WARNING); secrets are never logged."""
     import logging
 
-    from campaigns.settings import Settings
+    from campaigns.store.settings import Settings
 
     level = Settings().log_level.upper()
     logging.basicConfig(level=getattr(logging, level, logging.WARNING),
@@ -149,7 +149,7 @@ def _discard_fresh_stores() -> None:
     """Delete the SQLite files this command created if it wrote no campaign to them."""
     from sqlmodel import select
 
-    from campaigns.models import Campaign
+    from campaigns.store.models import Campaign
 
     while _fresh:
         store, path = _fresh.pop()
@@ -167,8 +167,8 @@ def _discard_fresh_stores() -> None:
 def _store(db: str | None, *, must_exist: bool = False):
     """Open the store; read commands (``must_exist``) refuse to create an empty SQLite file."""
     from campaigns.errors import CrowdError
-    from campaigns.settings import Settings
-    from campaigns.store import normalize_url, open_store
+    from campaigns.store.database import normalize_url, open_store
+    from campaigns.store.settings import Settings
 
     url = normalize_url(db or Settings().database_url)
     path = Path(url.database) if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") \
@@ -241,9 +241,9 @@ class _Bar:
 def launch(spec: Path = typer.Argument(..., help="Campaign spec (YAML)."), db: str | None = DbOpt,
            endpoint: str | None = EndpointOpt, as_json: bool = JsonOpt) -> None:
     """Plan, price and publish a campaign. Re-running it resumes without publishing anything twice."""
-    from campaigns.launch import check_inputs
-    from campaigns.launch import launch as do_launch
-    from campaigns.loading import load_spec
+    from campaigns.engine.launch import check_inputs
+    from campaigns.engine.launch import launch as do_launch
+    from campaigns.spec.loading import load_spec
 
     def go():
         parsed = load_spec(spec)
@@ -270,7 +270,7 @@ def poll(campaign: str | None = typer.Argument(None, help="Campaign name (defaul
                                             "until done."),
          as_json: bool = JsonOpt) -> None:
     """Fetch new answers, store them, review, pay, and advance or close finished stages."""
-    from campaigns.poll import poll as do_poll
+    from campaigns.engine.poll import poll as do_poll
 
     store = run(lambda: _store(db, must_exist=True))
     while True:
@@ -288,7 +288,7 @@ def poll(campaign: str | None = typer.Argument(None, help="Campaign name (defaul
 @app.command()
 def status(campaign: str | None = typer.Argument(None), db: str | None = DbOpt, as_json: bool = JsonOpt) -> None:
     """Stages, pages, assignments and review state per campaign."""
-    from campaigns.reports import status as get_status
+    from campaigns.reports.status import status as get_status
 
     data = run(lambda: get_status(_store(db, must_exist=True), campaign))
     if as_json:
@@ -313,7 +313,7 @@ def costs(campaign: str | None = typer.Argument(None), db: str | None = DbOpt,
           plot: Path | None = typer.Option(None, "--plot", callback=_out_file,
                                            help="Write cumulative spend vs budget to a PNG.")) -> None:
     """Spent, committed, forecast and budget left; cost per item and effective hourly wage."""
-    from campaigns.reports import costs as get_costs
+    from campaigns.reports.status import costs as get_costs
 
     data = run(lambda: get_costs(_store(db, must_exist=True), campaign, by=by, plot=plot))
     if as_json:
@@ -370,7 +370,7 @@ def reconcile(campaign: str = typer.Argument(..., help="Campaign name."), db: st
               repair: bool = typer.Option(False, "--repair", help="Make the ledger match the marketplace."),
               endpoint: str | None = EndpointOpt, as_json: bool = JsonOpt) -> None:
     """Compare the ledger with the marketplace's bonuses and approvals; report or repair differences."""
-    from campaigns.reconcile import reconcile as do_reconcile
+    from campaigns.money.reconcile import reconcile as do_reconcile
 
     report = run(lambda: do_reconcile(_store(db, must_exist=True), campaign, repair=repair, endpoint=endpoint))
     if as_json:
@@ -394,7 +394,7 @@ def workers(args: list[str] = typer.Argument(None, help="[CAMPAIGN] to list, or 
                                         "(an id known from elsewhere)."),
             endpoint: str | None = EndpointOpt) -> None:
     """List workers with pools, trust and evidence, or change one worker's standing."""
-    from campaigns import workers as w
+    from campaigns.quality import workers as w
 
     args = args or []
     if args and args[0] in w.ACTIONS:
@@ -428,7 +428,7 @@ def export(campaign: str = typer.Argument(...), db: str | None = DbOpt,
                                                help="Do not pseudonymise worker ids."),
            as_json: bool = JsonOpt) -> None:
     """Write results: TRL preference JSONL, every judgement as JSONL, or an Argilla ranking export."""
-    from campaigns.export import export as do_export
+    from campaigns.reports.export import export as do_export
 
     result = run(lambda: do_export(_store(db, must_exist=True), campaign, fmt, out_path,
                                    pseudonymise=not raw_worker_ids))

@@ -19,15 +19,15 @@ from typing import Any
 
 from sqlmodel import select
 
+from campaigns.engine.launch import launch
+from campaigns.engine.poll import poll
 from campaigns.errors import CrowdError
-from campaigns.export import export
-from campaigns.launch import launch
-from campaigns.loading import load_spec
-from campaigns.models import Campaign, Page, Publication, Stage, Worker
-from campaigns.poll import poll
-from campaigns.pools import blocked_workers
-from campaigns.reports import costs
-from campaigns.store import open_store
+from campaigns.quality.pools import blocked_workers
+from campaigns.reports.export import export
+from campaigns.reports.status import costs
+from campaigns.spec.loading import load_spec
+from campaigns.store.database import open_store
+from campaigns.store.models import Campaign, Page, Publication, Stage, Worker
 from connectors.factory import make_connector
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"
@@ -258,7 +258,7 @@ def run_demo(*, provider: str = "mturk", kind: str = "pairwise", items: int | No
     exports = {}
     for fmt in spec.exports.formats:
         exports[fmt] = export(store, spec.name, fmt, None)["path"]
-    from campaigns.results import ffv_accuracy, pairwise_accuracy
+    from campaigns.engine.finish import ffv_accuracy, pairwise_accuracy
 
     if kind == "ffv":
         ffv = ffv_accuracy(store, spec.name, truth_by_id)

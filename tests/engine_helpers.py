@@ -26,9 +26,11 @@ from typing import Any
 
 from sqlmodel import select
 
-from campaigns.launch import launch
-from campaigns.loading import load_spec
-from campaigns.models import (
+from campaigns.engine.launch import launch
+from campaigns.engine.poll import poll
+from campaigns.spec.loading import load_spec
+from campaigns.store.database import open_store
+from campaigns.store.models import (
     Assignment,
     Campaign,
     Judgement,
@@ -40,8 +42,6 @@ from campaigns.models import (
     Worker,
     WorkerAction,
 )
-from campaigns.poll import poll
-from campaigns.store import open_store
 from connectors.factory import make_connector
 from connectors.local import LocalMarketplace, start_local
 

@@ -19,7 +19,7 @@ from sqlalchemy import inspect, text
 from typer.testing import CliRunner
 
 from campaigns.cli import app
-from campaigns.store import open_store
+from campaigns.store.database import open_store
 
 DEAD = "http://127.0.0.1:9"  # nothing listens there
 GOOD = {

@@ -22,8 +22,8 @@ from sqlmodel import select
 from typer.testing import CliRunner
 
 from campaigns.cli import app
-from campaigns.models import Campaign
-from campaigns.store import open_store
+from campaigns.store.database import open_store
+from campaigns.store.models import Campaign
 
 runner = CliRunner()
 

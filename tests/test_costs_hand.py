@@ -12,8 +12,8 @@ from test_costs_support import hand_fee, launch_spec, market_record, oracle_for,
 from typer.testing import CliRunner
 
 from campaigns.cli import app
-from campaigns.reconcile import reconcile
-from campaigns.store import open_store
+from campaigns.money.reconcile import reconcile
+from campaigns.store.database import open_store
 from connectors.local import start_local
 
 CASES = {  # provider: (reward on 10-assignment pages, minimum-ish reward with top-ups, top-up wage)

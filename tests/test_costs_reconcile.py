@@ -8,9 +8,9 @@ from decimal import Decimal
 from sqlmodel import select
 from test_costs_support import launch_spec, oracle_for, run_to_done, write_campaign
 
-from campaigns.models import LedgerEntry
-from campaigns.reconcile import reconcile
-from campaigns.store import open_store
+from campaigns.money.reconcile import reconcile
+from campaigns.store.database import open_store
+from campaigns.store.models import LedgerEntry
 from connectors.local import start_local
 
 

@@ -16,10 +16,10 @@ from pathlib import Path
 import yaml
 
 from campaigns.demo import EXAMPLES, _load_truth, pairwise_oracle
-from campaigns.launch import launch
-from campaigns.loading import load_spec
-from campaigns.poll import poll
-from campaigns.store import Store
+from campaigns.engine.launch import launch
+from campaigns.engine.poll import poll
+from campaigns.spec.loading import load_spec
+from campaigns.store.database import Store
 
 STEP_S = 1800
 

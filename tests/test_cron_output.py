@@ -17,9 +17,9 @@ from engine_helpers import crowd, launch_in_process, market, sequential_connecto
 from sqlmodel import select
 
 from campaigns.demo import STEP_S
-from campaigns.models import Assignment, Campaign, Item, LedgerEntry, Stage
-from campaigns.poll import poll
-from campaigns.store import open_store
+from campaigns.engine.poll import poll
+from campaigns.store.database import open_store
+from campaigns.store.models import Assignment, Campaign, Item, LedgerEntry, Stage
 
 NAME = "nightly-preference-collection-for-the-assistant-model-release-candidate-with-a-long-name"
 

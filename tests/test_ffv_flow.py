@@ -14,11 +14,11 @@ from pydantic import BaseModel, ConfigDict
 from sqlmodel import select
 
 from campaigns.demo import _load_ffv_truth, ffv_oracle
-from campaigns.export import export
-from campaigns.ffv import ORDER
-from campaigns.models import Campaign, Item, Judgement, Page, Stage
-from campaigns.results import ffv_accuracy
-from campaigns.store import open_store
+from campaigns.engine.advance import ORDER
+from campaigns.engine.finish import ffv_accuracy
+from campaigns.reports.export import export
+from campaigns.store.database import open_store
+from campaigns.store.models import Campaign, Item, Judgement, Page, Stage
 from connectors.local import start_local
 
 EXAMPLE = REPO / "examples/ffv"

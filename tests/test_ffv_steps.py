@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from campaigns.ffv import _after_find, _after_fix, _after_verify, assemble
-from campaigns.models import Item, Task
+from campaigns.engine.advance import _after_find, _after_fix, _after_verify, assemble
+from campaigns.store.models import Item, Task
 from decomposition.ffv import KEEP, FFVSettings
 
 TEXT = "The tower was built in 1869. It are tall."

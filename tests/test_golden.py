@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from campaigns.engine.launch import check_inputs
 from campaigns.errors import CrowdError, SpecError
-from campaigns.launch import check_inputs
-from campaigns.loading import load_spec
-from campaigns.stages import first_stage
+from campaigns.spec.loading import load_spec
+from campaigns.stages.plan import first_stage
 from decomposition.degrade import MODES, degrade, sentences
 from decomposition.errors import InputError, ItemError
 from decomposition.golden import golden_tasks, synthetic_pairwise_golden, weaker_source_golden

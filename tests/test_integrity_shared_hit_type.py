@@ -14,9 +14,9 @@ from decimal import Decimal
 from sqlmodel import select
 from test_costs_support import launch_spec, market_record, oracle_for, run_to_done, write_campaign
 
-from campaigns.models import Assignment, Campaign, LedgerEntry, Page, Publication, Stage
-from campaigns.reconcile import reconcile
-from campaigns.store import open_store
+from campaigns.money.reconcile import reconcile
+from campaigns.store.database import open_store
+from campaigns.store.models import Assignment, Campaign, LedgerEntry, Page, Publication, Stage
 from connectors.local import start_local
 
 NAMES = ["twin-a", "twin-b"]

@@ -10,15 +10,15 @@ import pytest
 from sqlmodel import select
 from test_costs_support import STEP_S, launch_spec, market_record, oracle_for, write_campaign
 
-from campaigns.bonuses import pay_bonuses
-from campaigns.budget import reserve, spend_state
-from campaigns.connect import connector_for
 from campaigns.errors import CrowdError
-from campaigns.ingest import ingest
-from campaigns.loading import load_spec
-from campaigns.models import Campaign, LedgerEntry, Stage
-from campaigns.review import review_stage
-from campaigns.store import open_store
+from campaigns.money.bonuses import pay_bonuses
+from campaigns.money.budget import reserve, spend_state
+from campaigns.money.review import review_stage
+from campaigns.spec.loading import load_spec
+from campaigns.stages.ingest import ingest
+from campaigns.store.connect import connector_for
+from campaigns.store.database import open_store
+from campaigns.store.models import Campaign, LedgerEntry, Stage
 from connectors.base import BatchRef
 from connectors.local import start_local
 
@@ -160,7 +160,7 @@ def test_a_budget_check_never_sees_half_of_a_bonus_settling(db_url, monkeypatch)
     """``spend_state`` reads spent and planned money in two statements. A bonus moving from planned
     to confirmed between them must wait for the check's lock, or the check sees it in neither
     (on PostgreSQL each statement sees what was committed before it) and books past the cap."""
-    from campaigns.bonuses import _settle
+    from campaigns.money.bonuses import _settle
 
     store = open_store(db_url)
     with store.write() as s:

@@ -15,10 +15,10 @@ from sqlalchemy import update
 from sqlmodel import select
 from test_costs_support import STEP_S, launch_spec, market_record, oracle_for, write_campaign
 
-from campaigns.models import LedgerEntry, PollCursor, utcnow
-from campaigns.poll import poll
-from campaigns.reconcile import reconcile
-from campaigns.store import open_store
+from campaigns.engine.poll import poll
+from campaigns.money.reconcile import reconcile
+from campaigns.store.database import open_store
+from campaigns.store.models import LedgerEntry, PollCursor, utcnow
 from connectors.local import start_local
 
 CROWD = Path(sys.executable).with_name("crowd")

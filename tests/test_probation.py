@@ -1,6 +1,6 @@
 """Probation on the local marketplaces: once adaptive overlap's follow-up pages are for the trusted
 pool only, suspects get golden-only probe pages in a lane of their own, and probe pages never hold
-a stage open (``campaigns.probation``)."""
+a stage open (``campaigns.adaptive.probation``)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from collections import Counter
 import pytest
 from sqlmodel import func, select
 
-from campaigns import probation
+from campaigns.adaptive import probation
 from campaigns.demo import _spec_yaml, pairwise_oracle
-from campaigns.launch import launch
-from campaigns.models import Assignment, Campaign, Page, PoolMember, Publication, Stage, Task, WorkerAction
-from campaigns.poll import poll
-from campaigns.store import open_store
+from campaigns.engine.launch import launch
+from campaigns.engine.poll import poll
+from campaigns.store.database import open_store
+from campaigns.store.models import Assignment, Campaign, Page, PoolMember, Publication, Stage, Task, WorkerAction
 from connectors.base import PoolSpec
 from connectors.factory import make_connector
 from connectors.local import start_local

@@ -12,13 +12,18 @@ from pathlib import Path
 import pytest
 from sqlmodel import func, select
 
-from campaigns import overlap
+from campaigns.adaptive import overlap
+from campaigns.adaptive.overlap import finish_extensions
 from campaigns.demo import _load_truth, _spec_yaml, pairwise_oracle
+from campaigns.engine.launch import launch
+from campaigns.engine.poll import poll
 from campaigns.errors import CrowdError
-from campaigns.labels import stage_labels
-from campaigns.launch import launch
-from campaigns.loading import load_spec
-from campaigns.models import (
+from campaigns.quality.labels import stage_labels
+from campaigns.quality.trust import apply_quality, carry_out_actions, plan_action
+from campaigns.reports.status import costs
+from campaigns.spec.loading import load_spec
+from campaigns.store.database import open_store
+from campaigns.store.models import (
     Assignment,
     Campaign,
     Judgement,
@@ -31,11 +36,6 @@ from campaigns.models import (
     WorkerAction,
     WorkerScore,
 )
-from campaigns.overlap import finish_extensions
-from campaigns.poll import poll
-from campaigns.quality import apply_quality, carry_out_actions, plan_action
-from campaigns.reports import costs
-from campaigns.store import open_store
 from connectors.base import ConnectorError, PoolSpec
 from connectors.factory import make_connector
 from connectors.local import start_local

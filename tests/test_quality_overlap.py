@@ -7,8 +7,8 @@ import random
 
 import pandas as pd
 
-from campaigns.labels import agreement_counts
-from campaigns.overlap import item_confidence
+from campaigns.adaptive.overlap import item_confidence
+from campaigns.quality.labels import agreement_counts
 from decomposition.aggregate import fit_labels
 
 

@@ -11,8 +11,8 @@ from sqlmodel import select
 from typer.testing import CliRunner
 
 from campaigns.cli import app
-from campaigns.models import Campaign, Page, Publication
-from campaigns.store import open_store
+from campaigns.store.database import open_store
+from campaigns.store.models import Campaign, Page, Publication
 
 
 def inflate(spec, size: int = 1_000_000) -> None:
@@ -57,7 +57,7 @@ def test_a_planned_campaign_with_nothing_published_is_planned_again_from_a_chang
     spec replaces it. Once anything is published, a changed spec is refused."""
     from engine_helpers import crowd_forked
 
-    from campaigns.replan import untouched
+    from campaigns.engine.replan import untouched
 
     spec = write_campaign(tmp_path / "c")
     db = f"sqlite:///{tmp_path / 'crowd.db'}"

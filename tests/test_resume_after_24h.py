@@ -19,9 +19,9 @@ from engine_helpers import (
 )
 from sqlmodel import select
 
-from campaigns.models import LedgerEntry, Page, Publication
-from campaigns.reconcile import reconcile
-from campaigns.store import open_store
+from campaigns.money.reconcile import reconcile
+from campaigns.store.database import open_store
+from campaigns.store.models import LedgerEntry, Page, Publication
 
 DAY_AND_AN_HOUR = 25 * 3600
 

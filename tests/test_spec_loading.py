@@ -10,7 +10,7 @@ import pytest
 from pydantic import BaseModel, ConfigDict
 
 from campaigns.errors import CrowdError, SpecError
-from campaigns.loading import load_items, load_spec
+from campaigns.spec.loading import load_items, load_spec
 
 GOOD = """\
 # a minimal pairwise campaign

@@ -21,8 +21,8 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import StatementError
 
 from campaigns.errors import CrowdError
-from campaigns.models import Assignment, Campaign, LedgerEntry, PollCursor, Stage
-from campaigns.store import Store, open_store
+from campaigns.store.database import Store, open_store
+from campaigns.store.models import Assignment, Campaign, LedgerEntry, PollCursor, Stage
 
 N_ROWS = 120
 BATCH = 8

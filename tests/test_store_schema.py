@@ -12,8 +12,8 @@ from sqlalchemy import inspect
 from sqlmodel import SQLModel
 
 from campaigns.errors import CrowdError
-from campaigns.settings import Settings
-from campaigns.store import MIGRATIONS, normalize_url, open_store
+from campaigns.store.database import MIGRATIONS, normalize_url, open_store
+from campaigns.store.settings import Settings
 
 
 def head_revision() -> str:
@@ -112,7 +112,7 @@ def test_settings_read_environment_and_hide_secrets(monkeypatch):
 def test_page_lanes_survive_migration_0004_both_ways(db_url):
     """0004 turns ``pages.restricted`` (the one lane there was) into ``pages.lane``: a page for
     the trusted lane stays one across a downgrade to 0003 and back."""
-    from campaigns.models import Page
+    from campaigns.store.models import Page
     from tests.test_store_ops import seed
 
     store = open_store(db_url)

@@ -9,9 +9,9 @@ from sqlmodel import select
 from typer.testing import CliRunner
 
 from campaigns.cli import app
-from campaigns.models import PoolMember, Worker, WorkerAction
-from campaigns.store import open_store
-from campaigns.workers import act, list_workers
+from campaigns.quality.workers import act, list_workers
+from campaigns.store.database import open_store
+from campaigns.store.models import PoolMember, Worker, WorkerAction
 from connectors.base import PoolSpec
 from connectors.factory import make_connector
 from connectors.local import start_local
@@ -49,7 +49,7 @@ def test_unblock_undoes_a_pool_block(tmp_path):
         conn = make_connector("mturk", "local", mp.url)
         blocked = conn.ensure_pool(PoolSpec(name="blocked"))
         # a block the trust policy made through the blocked pool (review.block_via: pool)
-        from campaigns.quality import carry_out_actions, plan_action
+        from campaigns.quality.trust import carry_out_actions, plan_action
 
         with store.write() as s:
             plan_action(s, store, key="auto", provider="mturk", worker_id="AW9", action="block", pool="blocked",

@@ -9,11 +9,11 @@ import tempfile
 from pathlib import Path
 
 from campaigns.demo import pairwise_oracle
-from campaigns.export import export
-from campaigns.launch import launch
-from campaigns.loading import load_spec
-from campaigns.poll import poll
-from campaigns.store import open_store
+from campaigns.engine.launch import launch
+from campaigns.engine.poll import poll
+from campaigns.reports.export import export
+from campaigns.spec.loading import load_spec
+from campaigns.store.database import open_store
 from connectors.local import start_local
 
 HERE = Path(__file__).parent

@@ -1,1 +1,0 @@
-"""Alembic migrations of the store, shipped inside the package; ``campaigns.store.migrate`` runs them."""
