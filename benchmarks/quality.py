@@ -34,9 +34,9 @@ sys.path.insert(0, str(REPO))
 from sqlmodel import func, select  # noqa: E402
 
 from campaigns.demo import _load_truth, _spec_yaml, pairwise_oracle  # noqa: E402
-from campaigns.engine.finish import pairwise_accuracy  # noqa: E402
 from campaigns.engine.launch import launch  # noqa: E402
 from campaigns.engine.poll import poll  # noqa: E402
+from campaigns.reports.accuracy import pairwise_accuracy  # noqa: E402
 from campaigns.spec.loading import load_spec  # noqa: E402
 from campaigns.store.database import open_store  # noqa: E402
 from campaigns.store.models import (  # noqa: E402

@@ -258,7 +258,7 @@ def run_demo(*, provider: str = "mturk", kind: str = "pairwise", items: int | No
     exports = {}
     for fmt in spec.exports.formats:
         exports[fmt] = export(store, spec.name, fmt, None)["path"]
-    from campaigns.engine.finish import ffv_accuracy, pairwise_accuracy
+    from campaigns.reports.accuracy import ffv_accuracy, pairwise_accuracy
 
     if kind == "ffv":
         ffv = ffv_accuracy(store, spec.name, truth_by_id)

@@ -157,8 +157,8 @@ class BatchSpec(_Model):
     Each entry of ``lanes`` gives the batch a named *lane*, created with it: another HIT type or
     pool, same form and price, open only to workers who also meet that lane's requirements. A page
     with ``lane`` set goes there; ``fetch`` and ``close`` cover every lane. The engine uses two:
-    ``trusted`` for adaptive overlap's follow-up pages (``campaigns.overlap``) and ``probation``
-    for golden-only probe pages that only suspects may take (``campaigns.probation``)."""
+    ``trusted`` for adaptive overlap's follow-up pages (``campaigns.adaptive.overlap``) and ``probation``
+    for golden-only probe pages that only suspects may take (``campaigns.adaptive.probation``)."""
 
     batch_id: str
     idempotency_key: str

@@ -25,6 +25,7 @@ from decomposition.pairwise import ComparisonItem, Response, parse_item
 
 MIN_WORDS = 6  # shorter responses make degraded copies that are too easy to confuse
 PREFERENCE_KINDS = frozenset({"pairwise", "listwise"})
+MADE_GOLDEN_KINDS = frozenset({"pairwise"})  # kinds whose golden tasks can be made from the items themselves
 GOLDEN_KEYS = ("answer", "objective")  # what a golden item adds to a plain item
 
 
@@ -129,3 +130,22 @@ def _pair(item_id: str, model: ComparisonItem, better: Response, worse: Response
                  "responses": [better.model_dump(), worse.model_dump()]}
     (draft,) = PAIRWISE.make_tasks(pair_item, settings, r)
     return draft.model_copy(update={"golden_answer": PAIRWISE.known_answer(draft.payload, {"best": better.id})})
+
+
+def made_golden(kind: str, items: list[Mapping[str, Any]], *, synthetic: bool | list | None,
+                weaker_source: str | None, settings: Any, rng: Rng) -> list[TaskDraft]:
+    """Golden drafts made from the campaign's own items (``golden.synthetic``,
+    ``golden.weaker_source``); none for a kind outside ``MADE_GOLDEN_KINDS``. A synthetic golden
+    the items cannot give raises ``InputError``."""
+    if kind not in MADE_GOLDEN_KINDS:
+        return []
+    out: list[TaskDraft] = []
+    if synthetic:
+        try:
+            out += synthetic_pairwise_golden(items, golden_count(len(items)), settings, rng,
+                                             modes=None if synthetic is True else synthetic)
+        except InputError as exc:
+            raise InputError(str(exc), field="golden.synthetic") from None
+    if weaker_source is not None:
+        out += weaker_source_golden(items, weaker_source, golden_count(len(items)), settings, rng)
+    return out

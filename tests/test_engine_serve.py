@@ -16,7 +16,7 @@ from engine_helpers import crowd, write_campaign
 from engine_helpers import served as serve_local
 
 from campaigns.demo import example_oracle
-from campaigns.engine.finish import pairwise_accuracy
+from campaigns.reports.accuracy import pairwise_accuracy
 from campaigns.store.database import open_store
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "pairwise"

@@ -14,12 +14,12 @@ from pydantic import BaseModel, ConfigDict
 from sqlmodel import select
 
 from campaigns.demo import _load_ffv_truth, ffv_oracle
-from campaigns.engine.advance import ORDER
-from campaigns.engine.finish import ffv_accuracy
+from campaigns.reports.accuracy import ffv_accuracy
 from campaigns.reports.export import export
 from campaigns.store.database import open_store
 from campaigns.store.models import Campaign, Item, Judgement, Page, Stage
 from connectors.local import start_local
+from decomposition.ffv_graph import GRAPH
 
 EXAMPLE = REPO / "examples/ffv"
 STEP_S = 300
@@ -94,7 +94,7 @@ def test_ffv_campaign_runs_per_item_and_fixes_the_seeded_errors(provider, tmp_pa
             with open_store(db) as store, store.session() as s:
                 states = {(r or {}).get("state", "find") for r in s.exec(select(Item.result)).all()}
             if len(states) > 1:
-                mixed.add(tuple(sorted(states, key=ORDER.get)))
+                mixed.add(tuple(sorted(states, key=GRAPH.order)))
             if done:
                 break
         else:
@@ -133,7 +133,7 @@ def test_ffv_campaign_runs_per_item_and_fixes_the_seeded_errors(provider, tmp_pa
             assert p.winner == "keep" or p.winner in {c["id"] for c in p.candidates}
 
 
-@pytest.mark.parametrize("point", ["ffv.advanced", "launch.published_chunk"])
+@pytest.mark.parametrize("point", ["advance.written", "launch.published_chunk"])
 def test_ffv_crash_between_stages_resumes_without_publishing_twice(point, tmp_path):
     """Each poll runs as a ``crowd poll`` subprocess killed at ``point`` until it dies there once (in
     a poll that moves items on); the poll is then re-run and the campaign carried to the end."""

@@ -5,20 +5,22 @@ from __future__ import annotations
 
 import pandas as pd
 
-from campaigns.engine.advance import _after_find, _after_fix, _after_verify, assemble
-from campaigns.store.models import Item, Task
 from decomposition.ffv import KEEP, FFVSettings
+from decomposition.ffv_graph import after_find as _after_find
+from decomposition.ffv_graph import after_fix as _after_fix
+from decomposition.ffv_graph import after_verify as _after_verify
+from decomposition.ffv_graph import assemble
+from decomposition.graph import ItemView, TaskView
 
 TEXT = "The tower was built in 1869. It are tall."
 
 
-def item(result=None) -> Item:
-    return Item(id=1, campaign_id=1, external_id="t1", payload={"id": "t1", "prompt": "Q?", "text": TEXT},
-                result=result)
+def item(result=None) -> ItemView:
+    return ItemView(external_id="t1", payload={"id": "t1", "prompt": "Q?", "text": TEXT}, result=result or {})
 
 
-def task(task_id: int, **payload) -> Task:
-    return Task(id=task_id, stage_id=1, item_id=1, key=f"k{task_id}", payload=payload, page_id=1)
+def task(task_id: int, **payload) -> TaskView:
+    return TaskView(id=task_id, key=f"k{task_id}", payload=payload)
 
 
 def spans(*words: str) -> dict:

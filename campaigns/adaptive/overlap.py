@@ -64,13 +64,13 @@ from collections import Counter
 import pandas as pd
 from sqlmodel import func, select
 
-from campaigns.engine.launch import follow_pages, publish_stage
 from campaigns.money.budget import pages_affordable, pages_cost
 from campaigns.quality.labels import stage_fit
 from campaigns.quality.pools import PROBATION_LANE, TRUSTED_LANE, blocked_workers, follow_up_pool, members
 from campaigns.spec.model import CampaignSpec
 from campaigns.spec.stored import campaign_spec
 from campaigns.stages.plan import follow_up_room, stage_shape
+from campaigns.stages.publish import follow_pages, publish_stage
 from campaigns.store import keys
 from campaigns.store.checkpoints import checkpoint
 from campaigns.store.database import Store

@@ -1,179 +1,101 @@
-"""Turning a finished stage's judgements into results: per-pair labels with agreement and
-confidence, per-prompt Bradley-Terry rankings and preference pairs, stored on the tasks and
-items so exports and reports read them without re-aggregating."""
+"""Finishing: a stage is done when its pages are all done and reviewed and no item can still add
+work to it; the campaign is done when every stage is. A finished stage's results come from its
+stage graph (``StageGraph.finish``: one aggregation over the whole stage, as Bradley-Terry and
+Dawid-Skene need) and are stored on its tasks and items, so exports and reports read them
+without re-aggregating. A per-item graph's items first take their own next step
+(``engine.advance``), which may give later stages new pages.
+"""
 
 from __future__ import annotations
 
-from collections import defaultdict
+from sqlmodel import func, select
 
-import pandas as pd
-from sqlmodel import select
-
-from campaigns.errors import CrowdError
+from campaigns.engine.advance import advance_items, can_grow
 from campaigns.quality.pools import blocked_workers
-from campaigns.stages.plan import stage_kind
+from campaigns.stages.pages import page_refs
 from campaigns.store.database import Store
-from campaigns.store.models import Assignment, Campaign, Item, Judgement, Stage, Task
+from campaigns.store.models import Assignment, Campaign, Item, Judgement, Page, Stage, Task
+from connectors.base import BatchRef, Connector
+from decomposition.graph import StoredJudgement, TaskView, get_graph
 
 DEFAULT_METHOD = "ds"
+UNREVIEWED = ("pending", "approving", "rejecting")
 
 
-def judgement_frame(store: Store, stage: Stage, *, exclude_blocked: bool = True,
-                    include_golden: bool = False) -> pd.DataFrame:
-    """One row per aggregation row of every valid judgement of the stage (``kind.rows`` + worker);
-    a worker who met a task on more than one page counts with their first answer only."""
-    kind = stage_kind(stage)
+def finish_stages(store: Store, conn: Connector, campaign_id: int) -> None:
+    with store.session() as s:
+        campaign = s.get(Campaign, campaign_id)
+    graph = get_graph(campaign.kind)
+    advance_items(store, conn, campaign)
+    with store.session() as s:
+        stages = s.exec(select(Stage).where(Stage.campaign_id == campaign_id).order_by(Stage.id)).all()
+    for stage in stages:
+        if stage.status not in ("open", "planned"):
+            continue
+        with store.session() as s:
+            open_pages = s.exec(select(func.count()).select_from(Page).where(
+                Page.stage_id == stage.id, Page.status != "done")).one()
+            unreviewed = s.exec(select(func.count()).select_from(Assignment).where(
+                Assignment.stage_id == stage.id, Assignment.review.in_(UNREVIEWED))).one()
+        if open_pages or unreviewed or (stage.status == "planned" and not graph.per_item):
+            continue
+        if can_grow(store, campaign, stage):
+            continue
+        finalize_stage(store, campaign, stage)
+        if stage.batch_ref:
+            conn.close(BatchRef.model_validate(stage.batch_ref), page_refs(store, stage.id))
+        with store.write() as s:
+            st = s.get(Stage, stage.id)
+            st.status = "done"
+            s.add(st)
+    with store.write() as s:
+        statuses = s.exec(select(Stage.status).where(Stage.campaign_id == campaign_id)).all()
+        if statuses and all(x == "done" for x in statuses):
+            c = s.get(Campaign, campaign_id)
+            c.status = "done"
+            s.add(c)
+
+
+def stage_judgements(store: Store, stage: Stage) -> list[StoredJudgement]:
+    """Valid judgements of the stage's work not rejected, by workers not blocked, in the order
+    they were stored: what a stage's results are aggregated from."""
     with store.session() as s:
         provider = s.get(Campaign, stage.campaign_id).provider
-        blocked = blocked_workers(s, provider) if exclude_blocked else set()
-        q = (select(Judgement, Task.payload, Task.golden).join(Task, Task.id == Judgement.task_id)
+        blocked = blocked_workers(s, provider)
+        q = (select(Judgement.worker_id, Judgement.value, Task.key, Task.payload, Task.golden, Task.golden_answer)
+             .join(Task, Task.id == Judgement.task_id)
              .join(Assignment, Assignment.id == Judgement.assignment_pk)
              .where(Judgement.stage_id == stage.id, Judgement.valid, Assignment.review != "rejected")
              .order_by(Judgement.id))
-        rows, seen = [], set()
-        for j, payload, golden in s.exec(q).all():
-            if (golden and not include_golden) or j.worker_id in blocked or (j.task_id, j.worker_id) in seen:
-                continue
-            seen.add((j.task_id, j.worker_id))
-            judgement = kind.parse(payload, _answer_of(j.value))
-            for r in kind.rows(payload, judgement):
-                rows.append({**r, "worker": j.worker_id})
-    return pd.DataFrame(rows)
+        return [StoredJudgement(task_key=key, payload=payload, golden=golden, golden_answer=answer, worker=worker,
+                                value=value)
+                for worker, value, key, payload, golden, answer in s.exec(q).all() if worker not in blocked]
 
 
-def golden_frame(store: Store, stage: Stage) -> tuple[pd.DataFrame, dict[str, str]]:
-    """The stage's judgements with its golden pairs, and each golden pair's known winner by pair
-    key: what ``aggregate_pairwise(known=...)`` learns the workers from."""
-    from decomposition.pairwise import pair_key
-
-    frame = judgement_frame(store, stage, include_golden=True)
+def stage_tasks(store: Store, stage: Stage) -> list[TaskView]:
     with store.session() as s:
-        golden = s.exec(select(Task.payload, Task.golden_answer).where(Task.stage_id == stage.id, Task.golden)).all()
-    known = {}
-    for payload, answer in golden:
-        side = (answer or {}).get("choice")
-        if side in ("left", "right") and "left" in payload:
-            key = pair_key(payload["prompt_id"], payload["left"]["id"], payload["right"]["id"])
-            known[key] = payload[side]["id"]
-    return frame, known
-
-
-def _answer_of(value: dict) -> dict:
-    """A stored pairwise judgement back into the form fields its kind parses."""
-    out = {"choice": value["choice"]}
-    out.update(value.get("criteria") or {})
-    return out
+        return [TaskView(id=t.id, key=t.key, payload=t.payload, golden=t.golden, golden_answer=t.golden_answer)
+                for t in s.exec(select(Task).where(Task.stage_id == stage.id).order_by(Task.id)).all()]
 
 
 def finalize_stage(store: Store, campaign: Campaign, stage: Stage, method: str = DEFAULT_METHOD) -> None:
-    if stage.kind in ("find", "fix", "verify"):
-        return  # Find-Fix-Verify results are assembled per item as it finishes (campaigns.engine.advance)
-    if stage.kind not in ("pairwise", "listwise"):
-        raise CrowdError(f"no result assembly for task kind {stage.kind!r} yet")
-    frame, known = golden_frame(store, stage) if stage.kind == "pairwise" else (judgement_frame(store, stage), {})
-    if frame.empty or frame["pair"].isin(list(known)).all():
+    """Store the results of a finished stage on its tasks and items (nothing for a per-item graph)."""
+    graph = get_graph(campaign.kind)
+    if graph.per_item:
+        return  # its results are assembled per item as it finishes (engine.advance)
+    with store.session() as s:
+        items = [i for i in s.exec(select(Item.external_id).where(Item.campaign_id == campaign.id)
+                                   .order_by(Item.id)).all()]
+    results = graph.finish(graph.node(stage.name), stage_judgements(store, stage), stage_tasks(store, stage),
+                           items, method)
+    if results is None:
         return
-    result = stage_kind(stage).aggregate(frame, method=method, **({"known": known} if known else {}))
-    from decomposition.aggregate import preference_pairs
-    from decomposition.pairwise import pair_key
-
-    pairs = result.pairs[result.pairs["criterion"] == "overall"].set_index("pair")
-    prefs = defaultdict(list)
-    for p in preference_pairs(result):
-        prefs[p["prompt_id"]].append(p)
     with store.write() as s:
-        for t in s.exec(select(Task).where(Task.stage_id == stage.id, Task.golden == False)).all():  # noqa: E712
-            key = pair_key(t.payload["prompt_id"], t.payload["left"]["id"], t.payload["right"]["id"])
-            if key in pairs.index:
-                row = pairs.loc[key]
-                t.result = {"label": row["label"], "agreement": float(row["agreement"]),
-                            "confidence": float(row["confidence"]), "judgements": int(row["n"]),
-                            "method": method}
+        for t in s.exec(select(Task).where(Task.stage_id == stage.id, Task.golden.is_(False))).all():
+            if t.key in results.tasks:
+                t.result = results.tasks[t.key]
                 s.add(t)
-        overall = result.scores[result.scores["criterion"] == "overall"]
         for item in s.exec(select(Item).where(Item.campaign_id == campaign.id)).all():
-            mine = overall[overall["prompt"] == item.external_id].sort_values("rank")
-            item.result = {"ranking": mine["response_id"].tolist(),
-                           "scores": {r: (None if pd.isna(v) else float(v))
-                                      for r, v in zip(mine["response_id"], mine["score"], strict=True)},
-                           "preferences": prefs.get(item.external_id, []), "method": method}
-            s.add(item)
-
-
-def pairwise_accuracy(store: Store, campaign: str, quality: dict[str, float]) -> dict:
-    """How the campaign's aggregates compare with a known truth (the demo's hidden quality):
-    majority vote and Dawid-Skene on pairs whose true qualities differ, and the Spearman
-    correlation of Bradley-Terry scores with the true quality, averaged over prompts."""
-    from scipy.stats import spearmanr
-
-    from decomposition.aggregate import aggregate_pairwise
-
-    with store.session() as s:
-        c = s.exec(select(Campaign).where(Campaign.name == campaign)).first()
-        if c is None:
-            raise CrowdError(f"no campaign named {campaign!r}")
-        stage = s.exec(select(Stage).where(Stage.campaign_id == c.id)).first()
-        n_assignments = len(s.exec(select(Assignment.id).where(Assignment.stage_id == stage.id)).all())
-    frame, known = golden_frame(store, stage)
-    out = {"assignments": n_assignments}
-    for name, method in (("majority_vote", "mv"), ("dawid_skene", "ds")):
-        res = aggregate_pairwise(frame, method=method, known=known)
-        p = res.pairs[res.pairs["criterion"] == "overall"]
-        truth = [(quality[a] > quality[b]) and a or b for a, b in zip(p["first_id"], p["second_id"], strict=True)]
-        decided = [quality[a] != quality[b] for a, b in zip(p["first_id"], p["second_id"], strict=True)]
-        hits = [lab == t for lab, t, d in zip(p["label"], truth, decided, strict=True) if d]
-        out[name] = round(sum(hits) / len(hits), 4) if hits else None
-        if method == "ds":
-            rhos = []
-            scores = res.scores[res.scores["criterion"] == "overall"].dropna(subset=["score"])
-            for _prompt, g in scores.groupby("prompt"):
-                if len(g) >= 3:
-                    rho = spearmanr(g["score"], [quality[r] for r in g["response_id"]]).statistic
-                    if rho == rho:  # not NaN
-                        rhos.append(rho)
-            out["ranking_spearman"] = round(float(sum(rhos) / len(rhos)), 4) if rhos else None
-            out["pairs"] = int(len(p))
-    return out
-
-
-def ffv_accuracy(store: Store, campaign: str, truth: dict[str, list[dict]]) -> dict:
-    """How a Find-Fix-Verify campaign's revised texts compare with the seeded errors (the demo's
-    hidden truth: per item id, ``[{"start", "end", "correct"}]`` in the text as published).
-
-    An error is fixed when a winning fix covers it and equals the patch with every seeded error
-    inside it corrected; a changed span is false when it overlaps no seeded error."""
-    from decomposition.ffv import KEEP, apply_fixes
-
-    with store.session() as s:
-        c = s.exec(select(Campaign).where(Campaign.name == campaign)).first()
-        if c is None:
-            raise CrowdError(f"no campaign named {campaign!r}")
-        items = s.exec(select(Item).where(Item.campaign_id == c.id)).all()
-        n_assignments = len(s.exec(select(Assignment.id).join(Stage, Stage.id == Assignment.stage_id)
-                                   .where(Stage.campaign_id == c.id)).all())
-    errors = fixed = patches = on_errors = changed = false = items_changed = unfinished = 0
-    for item in items:
-        result = item.result or {}
-        if result.get("state") != "done":
-            unfinished += 1
-        errs = truth.get(item.external_id, [])
-        errors += len(errs)
-        items_changed += bool(result.get("changed"))
-        for p in result.get("patches", []):
-            inside = [e for e in errs if p["start"] <= e["start"] and e["end"] <= p["end"]]
-            touches = [e for e in errs if e["start"] < p["end"] and p["start"] < e["end"]]
-            patches += 1
-            on_errors += bool(touches)
-            if p.get("winner", KEEP) == KEEP:
-                continue
-            changed += 1
-            false += not touches
-            want = apply_fixes(item.payload["text"], [(e["start"], e["end"], e["correct"]) for e in inside])
-            want = want[p["start"]:p["end"] + len(want) - len(item.payload["text"])]
-            if inside and p["winner_text"] == want:
-                fixed += len(inside)
-    return {"texts": len(items), "seeded_errors": errors, "patches_found": patches, "patches_on_errors": on_errors,
-            "seeded_errors_fixed": fixed, "fixed_share": round(fixed / errors, 4) if errors else None,
-            "changed_spans": changed, "false_patches": false,
-            "false_share": round(false / changed, 4) if changed else 0.0,
-            "items_changed": items_changed, "items_unfinished": unfinished, "assignments": n_assignments}
+            if item.external_id in results.items:
+                item.result = results.items[item.external_id]
+                s.add(item)

@@ -23,13 +23,14 @@ from sqlmodel import select
 
 from campaigns.adaptive.overlap import ask_again, finish_extensions
 from campaigns.adaptive.probation import close_probes, open_probes
-from campaigns.engine.launch import release_wave
+from campaigns.engine.finish import finish_stages
 from campaigns.errors import CrowdError
 from campaigns.money.bonuses import pay_bonuses
 from campaigns.money.review import review_stage
 from campaigns.quality.trust import apply_quality
 from campaigns.stages.ingest import ingest
-from campaigns.stages.plan import advance, page_refs, refresh_pages
+from campaigns.stages.pages import page_refs, refresh_pages
+from campaigns.stages.publish import release_wave
 from campaigns.store.checkpoints import checkpoint
 from campaigns.store.connect import connector_for
 from campaigns.store.database import Store
@@ -49,7 +50,7 @@ class StagePoll:
     rejected: int = 0
     blocked: int = 0
     bonuses: int = 0
-    extended: int = 0  # pages given more assignments (Find-Fix-Verify top-ups)
+    extended: int = 0  # pages given more assignments (a per-item stage graph's top-ups)
     follow_ups: int = 0  # follow-up pages published for unsettled items (adaptive overlap)
     probes: int = 0  # golden-only probe pages published for suspects (campaigns.adaptive.probation)
     pages_done: int = 0
@@ -156,8 +157,8 @@ def _poll_campaign(store: Store, conn: Connector, campaign: Campaign, report: Po
             poll_stage(store, conn, campaign, stage, sp, progress)
         finally:
             store.release_lease(stage.id, owner)
-    advance(store, conn, campaign.id)
-    with store.session() as s:  # report what advance() made of each stage ("done", not the "open" read before)
+    finish_stages(store, conn, campaign.id)
+    with store.session() as s:  # report what finish_stages() made of each stage ("done", not the "open" read before)
         now = dict(s.exec(select(Stage.name, Stage.status).where(Stage.campaign_id == campaign.id)).all())
     for sp in report.stages:
         if sp.campaign == campaign.name:

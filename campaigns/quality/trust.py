@@ -41,11 +41,11 @@ from sqlmodel import func, select
 from campaigns.quality.labels import agreement_counts, stage_fit
 from campaigns.quality.pools import blocked_workers, members, set_member, sync_screening
 from campaigns.spec.stored import campaign_spec
-from campaigns.stages.plan import stage_kind
 from campaigns.store.checkpoints import checkpoint
 from campaigns.store.database import Store
 from campaigns.store.models import Assignment, Campaign, Judgement, Page, Stage, Task, Worker, WorkerAction, WorkerScore
 from connectors.base import Choice, Connector, ConnectorError, PoolRef, PoolSpec
+from decomposition.kinds import get_kind
 from payouts.trust import Action, TrustInputs, TrustPolicy, TrustScore, decide, explain, score
 
 AGREEMENT_CONFIDENCE = 0.8  # the others' posterior from which their label counts as nearly known
@@ -59,7 +59,7 @@ def chance_for(store: Store, campaign: Campaign) -> float:
     if row is None:
         return 0.5
     task, stage = row
-    choices = [w for w in stage_kind(stage).widgets(task.payload, stage.settings or {}) if isinstance(w, Choice)]
+    choices = [w for w in get_kind(stage.kind).widgets(task.payload, stage.settings or {}) if isinstance(w, Choice)]
     return 1 / len(choices[0].options) if choices and len(choices[0].options) > 1 else 0.5
 
 

@@ -137,7 +137,7 @@ def _ffv_preferences(s, c: Campaign, who) -> list[dict]:
 
 
 def _ffv_audit(s, c: Campaign, who) -> list[dict]:
-    from campaigns.engine.advance import item_costs
+    from campaigns.money.item_costs import item_costs
 
     cost = item_costs(s, c)
     rows = []

@@ -17,7 +17,8 @@ from pydantic import ValidationError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from campaigns.errors import SpecError
-from campaigns.spec.model import SETTINGS_KIND, CampaignSpec
+from campaigns.spec.model import CampaignSpec
+from decomposition.graph import get_graph
 from decomposition.kinds import get_kind
 
 Lines = dict[tuple[str, ...], int]  # field path (keys and list indices as text) -> 1-based line
@@ -39,7 +40,7 @@ def load_spec(path: str | Path) -> CampaignSpec:
     except ValidationError as exc:
         raise SpecError(_describe(exc.errors(), lines, p)) from None
     try:  # the task kind's own settings belong to the spec too: refuse them here, at their line
-        get_kind(SETTINGS_KIND.get(spec.kind, spec.kind)).settings_model.model_validate(spec.settings)
+        get_kind(get_graph(spec.kind).settings_kind).settings_model.model_validate(spec.settings)
     except ValidationError as exc:
         errors = [{**e, "loc": ("settings", *e["loc"])} for e in exc.errors()]
         raise SpecError(_describe(errors, lines, p)) from None

@@ -15,16 +15,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from decomposition.degrade import MODES as DEGRADE_MODES
 from decomposition.degrade import Mode as DegradeMode
+from decomposition.graph import get_graph, graph_names
 
 
 class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-# The stages each kind has (names a `stages:` override may use), and the kind whose settings
-# model reads the spec's `settings` (Find-Fix-Verify's live on its first stage, `find`).
-STAGE_NAMES = {"pairwise": ("compare",), "listwise": ("compare",), "ffv": ("find", "fix", "verify")}
-SETTINGS_KIND = {"ffv": "find"}
 MAX_AMOUNT = Decimal("1000000")  # no reward, wage, bonus or budget in a spec is a million or more
 
 
@@ -183,8 +180,8 @@ class CampaignSpec(_Spec):
     provider: Literal["mturk", "toloka"] = "mturk"
     environment: Literal["local", "sandbox", "production"] = "local"
     endpoint_url: str | None = None
-    kind: Literal["pairwise", "listwise", "ffv"] = "pairwise"
-    settings: dict[str, Any] = Field(default_factory=dict)  # the task kind's own settings
+    kind: str = "pairwise"  # a stage graph of ``decomposition.graph``: which stages, in which order
+    settings: dict[str, Any] = Field(default_factory=dict)  # the kind's own settings
     items: str  # JSONL path, relative to the spec file
     title: str = "Compare two AI responses"
     description: str = "Read a prompt and pick the better of two responses."
@@ -212,13 +209,23 @@ class CampaignSpec(_Spec):
     # Where the spec file lives; relative paths in it resolve against this. Not part of the YAML.
     base_dir: Path | None = Field(default=None, exclude=True)
 
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, v: str) -> str:
+        if v not in graph_names():
+            raise ValueError(f"unknown kind {v!r} (known: {', '.join(graph_names())})")
+        return v
+
     @field_validator("stages")
     @classmethod
     def _known_stages(cls, v: dict[str, StageSettings], info: ValidationInfo) -> dict[str, StageSettings]:
-        kind = info.data.get("kind", "pairwise")
-        unknown = sorted(set(v) - set(STAGE_NAMES[kind]))
+        kind = info.data.get("kind")
+        if kind is None:
+            return v  # the kind itself was refused
+        names = get_graph(kind).stage_names()
+        unknown = sorted(set(v) - set(names))
         if unknown:
-            raise ValueError(f"unknown stage {unknown[0]!r}; a {kind} campaign has {', '.join(STAGE_NAMES[kind])}")
+            raise ValueError(f"unknown stage {unknown[0]!r}; a {kind} campaign has {', '.join(names)}")
         return v
 
     @field_validator("endpoint_url")

@@ -4,10 +4,10 @@ workers, and the advanced cursor, all in one transaction (see ``campaigns.engine
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from sqlmodel import select
 
-from campaigns.stages.plan import judge, stage_kind
 from campaigns.store.checkpoints import checkpoint
 from campaigns.store.database import Store
 from campaigns.store.models import (
@@ -23,13 +23,15 @@ from campaigns.store.models import (
     utcnow,
 )
 from connectors.base import FetchResult
+from decomposition.errors import AnswerError
+from decomposition.kinds import get_kind
 
 log = logging.getLogger(__name__)
 
 
 def ingest(store: Store, campaign: Campaign, stage: Stage, result: FetchResult) -> int:
     """Returns how many assignments were new."""
-    kind = stage_kind(stage)
+    kind = get_kind(stage.kind)
     new = 0
     with store.write() as s:
         if result.assignments:
@@ -79,3 +81,17 @@ def ingest(store: Store, campaign: Campaign, stage: Stage, result: FetchResult) 
             cursor.updated_at = utcnow()
             s.add(cursor)
     return new
+
+
+def judge(kind, task: Task, answer: dict | None, parse_error: str | None) -> tuple[Any, str | None, bool | None]:
+    """(value, error, golden_correct) for one task's answer within an assignment."""
+    if parse_error:
+        return None, parse_error, (False if task.golden else None)
+    if answer is None:
+        return None, "no answer for this item", (False if task.golden else None)
+    try:
+        value = kind.parse(task.payload, answer)
+    except AnswerError as exc:
+        return None, str(exc), (False if task.golden else None)
+    correct = kind.grade(task.payload, task.golden_answer, value) if task.golden else None
+    return value.model_dump(mode="json"), None, correct
