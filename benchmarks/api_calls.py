@@ -15,7 +15,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from campaigns.demo import _load_truth, _spec_yaml, pairwise_oracle  # noqa: E402
+from campaigns.demo.oracles import _load_truth, pairwise_oracle  # noqa: E402
+from campaigns.demo.run import _spec_yaml  # noqa: E402
 from campaigns.engine.launch import launch  # noqa: E402
 from campaigns.engine.poll import poll  # noqa: E402
 from campaigns.spec.loading import load_spec  # noqa: E402

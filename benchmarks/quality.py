@@ -33,7 +33,8 @@ sys.path.insert(0, str(REPO))
 
 from sqlmodel import func, select  # noqa: E402
 
-from campaigns.demo import _load_truth, _spec_yaml, pairwise_oracle  # noqa: E402
+from campaigns.demo.oracles import _load_truth, pairwise_oracle  # noqa: E402
+from campaigns.demo.run import _spec_yaml  # noqa: E402
 from campaigns.engine.launch import launch  # noqa: E402
 from campaigns.engine.poll import poll  # noqa: E402
 from campaigns.reports.accuracy import pairwise_accuracy  # noqa: E402

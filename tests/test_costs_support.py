@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from campaigns.demo import EXAMPLES, _load_truth, pairwise_oracle
+from campaigns.demo.oracles import EXAMPLES, _load_truth, pairwise_oracle
 from campaigns.engine.launch import launch
 from campaigns.engine.poll import poll
 from campaigns.spec.loading import load_spec

@@ -16,7 +16,7 @@ import pytest
 from engine_helpers import crowd, launch_in_process, market, sequential_connector, write_campaign
 from sqlmodel import select
 
-from campaigns.demo import STEP_S
+from campaigns.demo.run import STEP_S
 from campaigns.engine.poll import poll
 from campaigns.store.database import open_store
 from campaigns.store.models import Assignment, Campaign, Item, LedgerEntry, Stage

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from campaigns.demo import run_demo
+from campaigns.demo.run import run_demo
 
 
 def test_demo_default_settings_meet_the_quality_bar(tmp_path):

@@ -15,7 +15,7 @@ import yaml
 from engine_helpers import crowd, write_campaign
 from engine_helpers import served as serve_local
 
-from campaigns.demo import example_oracle
+from campaigns.demo.oracles import example_oracle
 from campaigns.reports.accuracy import pairwise_accuracy
 from campaigns.store.database import open_store
 

@@ -13,7 +13,7 @@ from engine_helpers import REPO, check_consistent, crowd, launch_in_process, pol
 from pydantic import BaseModel, ConfigDict
 from sqlmodel import select
 
-from campaigns.demo import _load_ffv_truth, ffv_oracle
+from campaigns.demo.oracles import _load_ffv_truth, ffv_oracle
 from campaigns.reports.accuracy import ffv_accuracy
 from campaigns.reports.export import export
 from campaigns.store.database import open_store

@@ -10,7 +10,8 @@ import pytest
 from sqlmodel import func, select
 
 from campaigns.adaptive import probation
-from campaigns.demo import _spec_yaml, pairwise_oracle
+from campaigns.demo.oracles import pairwise_oracle
+from campaigns.demo.run import _spec_yaml
 from campaigns.engine.launch import launch
 from campaigns.engine.poll import poll
 from campaigns.store.database import open_store

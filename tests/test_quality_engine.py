@@ -14,12 +14,13 @@ from sqlmodel import func, select
 
 from campaigns.adaptive import overlap
 from campaigns.adaptive.overlap import finish_extensions
-from campaigns.demo import _load_truth, _spec_yaml, pairwise_oracle
+from campaigns.demo.oracles import _load_truth, pairwise_oracle
+from campaigns.demo.run import _spec_yaml
 from campaigns.engine.launch import launch
 from campaigns.engine.poll import poll
 from campaigns.errors import CrowdError
+from campaigns.quality.actions import apply_quality, carry_out_actions, plan_action
 from campaigns.quality.labels import stage_labels
-from campaigns.quality.trust import apply_quality, carry_out_actions, plan_action
 from campaigns.reports.status import costs
 from campaigns.spec.loading import load_spec
 from campaigns.store.database import open_store

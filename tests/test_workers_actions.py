@@ -49,7 +49,7 @@ def test_unblock_undoes_a_pool_block(tmp_path):
         conn = make_connector("mturk", "local", mp.url)
         blocked = conn.ensure_pool(PoolSpec(name="blocked"))
         # a block the trust policy made through the blocked pool (review.block_via: pool)
-        from campaigns.quality.trust import carry_out_actions, plan_action
+        from campaigns.quality.actions import carry_out_actions, plan_action
 
         with store.write() as s:
             plan_action(s, store, key="auto", provider="mturk", worker_id="AW9", action="block", pool="blocked",

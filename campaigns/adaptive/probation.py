@@ -52,8 +52,8 @@ from campaigns.adaptive.overlap import (
     write_follow_ups,
 )
 from campaigns.money.budget import pages_affordable, pages_cost
+from campaigns.quality.actions import carry_out_actions, plan_action
 from campaigns.quality.pools import PROBATION_LANE, blocked_workers, members, probation_pool
-from campaigns.quality.trust import carry_out_actions, plan_action
 from campaigns.spec.stored import campaign_spec
 from campaigns.stages.plan import stage_shape
 from campaigns.store.checkpoints import checkpoint

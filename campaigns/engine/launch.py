@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Callable
 from decimal import Decimal
 
 from sqlmodel import select
@@ -22,15 +21,17 @@ from campaigns.spec.loading import load_items
 from campaigns.spec.model import CampaignSpec
 from campaigns.stages.pages import add_stage
 from campaigns.stages.plan import StagePlan, first_stage, graph_of, price_stage
-from campaigns.stages.publish import PublishReport, publish_stage
+from campaigns.stages.publish import (
+    Progress,
+    PublishReport,
+    publish_stage,
+)
 from campaigns.store.connect import connector_for
 from campaigns.store.database import Store
 from campaigns.store.models import Campaign, Item
 from connectors.base import Connector, ConnectorError
 from payouts.budget import check_budget
 from payouts.pricing import forecast
-
-Progress = Callable[[str, int, int], None]
 
 
 def spec_fingerprint(spec_text: str, items_text: str) -> str:

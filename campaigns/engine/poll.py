@@ -1,14 +1,11 @@
-"""``crowd poll``: fetch what is new, keep it, review it, pay for it, finish what is done.
+"""``crowd poll``: every open stage of the campaigns through the pipeline, then finish what is done.
 
-Each step is idempotent on its own, so a poll killed between any two steps and run again
-ends in the same state as one that was never interrupted:
-- fetch + ingest: the new assignments, their judgements and the advanced cursor are written in
-  one transaction; a lost transaction means the same answers are fetched again and
-  ``INSERT .. ON CONFLICT DO NOTHING`` keeps one copy;
-- review: the decision is recorded (``review='approving'``) before the marketplace call and
-  the ledger entries (unique idempotency keys) after it; a replay asks the marketplace what
-  happened instead of calling twice;
-- a stage lease (one row per stage) keeps two pollers off the same stage at once.
+A stage lease (one row per stage) keeps two pollers off the same stage at once; a lease left by a
+killed poller on this machine is taken over at once. What happens to a stage inside its lease is
+``engine.pipeline``: fetch + ingest (answers and the advanced cursor in one transaction, insert-
+ignore keeps one copy of a replay), review (the decision recorded before the marketplace call, the
+ledger entries after it, a replay asks the marketplace what happened), and the steps after them.
+Then ``engine.finish`` moves items on and closes finished stages.
 """
 
 from __future__ import annotations
@@ -16,47 +13,18 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlmodel import select
 
-from campaigns.adaptive.overlap import ask_again, finish_extensions
-from campaigns.adaptive.probation import close_probes, open_probes
 from campaigns.engine.finish import finish_stages
+from campaigns.engine.pipeline import run_stage
+from campaigns.engine.stage_run import Progress, StagePoll
 from campaigns.errors import CrowdError
-from campaigns.money.bonuses import pay_bonuses
-from campaigns.money.review import review_stage
-from campaigns.quality.trust import apply_quality
-from campaigns.stages.ingest import ingest
-from campaigns.stages.pages import page_refs, refresh_pages
-from campaigns.stages.publish import release_wave
-from campaigns.store.checkpoints import checkpoint
 from campaigns.store.connect import connector_for
 from campaigns.store.database import Store
 from campaigns.store.models import Campaign, PollCursor, Stage
-from connectors.base import BatchRef, Connector
-
-Progress = Callable[[str, int, int], None]
-
-
-@dataclass
-class StagePoll:
-    campaign: str
-    stage: str
-    fetched: int = 0
-    new: int = 0
-    approved: int = 0
-    rejected: int = 0
-    blocked: int = 0
-    bonuses: int = 0
-    extended: int = 0  # pages given more assignments (a per-item stage graph's top-ups)
-    follow_ups: int = 0  # follow-up pages published for unsettled items (adaptive overlap)
-    probes: int = 0  # golden-only probe pages published for suspects (campaigns.adaptive.probation)
-    pages_done: int = 0
-    pages: int = 0
-    status: str = "open"
-    skipped: str | None = None
+from connectors.base import Connector
 
 
 @dataclass
@@ -154,7 +122,7 @@ def _poll_campaign(store: Store, conn: Connector, campaign: Campaign, report: Po
             sp.skipped = "another poller holds this stage"
             continue
         try:
-            poll_stage(store, conn, campaign, stage, sp, progress)
+            run_stage(store, conn, campaign, stage, sp, progress)
         finally:
             store.release_lease(stage.id, owner)
     finish_stages(store, conn, campaign.id)
@@ -163,33 +131,3 @@ def _poll_campaign(store: Store, conn: Connector, campaign: Campaign, report: Po
     for sp in report.stages:
         if sp.campaign == campaign.name:
             sp.status = now[sp.stage]
-
-
-def poll_stage(store: Store, conn: Connector, campaign: Campaign, stage: Stage, sp: StagePoll,
-               progress: Progress | None = None) -> None:
-    ref = BatchRef.model_validate(stage.batch_ref)
-    with store.session() as s:
-        row = s.exec(select(PollCursor).where(PollCursor.stage_id == stage.id)).first()
-        cursor = row.cursor if row else None
-    result = conn.fetch(ref, cursor, page_refs(store, stage.id, open_only=True))
-    checkpoint("poll.fetched")
-    sp.fetched = len(result.assignments)
-    sp.new = ingest(store, campaign, stage, result)
-    checkpoint("poll.ingested")
-    if progress:
-        progress(f"{stage.name}: ingest", sp.fetched, sp.fetched)
-    sp.approved, sp.rejected = review_stage(store, conn, campaign, stage, progress=progress)
-    checkpoint("poll.reviewed")
-    sp.blocked = apply_quality(store, conn, campaign, stage)
-    checkpoint("poll.quality")
-    sp.bonuses = pay_bonuses(store, conn, campaign, stage).paid
-    reopened = finish_extensions(store, conn, stage)
-    sp.extended = len(reopened)
-    sp.probes = open_probes(store, conn, campaign, stage)  # before follow-ups: probes claim room first
-    sp.follow_ups = ask_again(store, conn, campaign, stage)
-    close_probes(store, conn, campaign, stage)
-    release_wave(store, conn, campaign, stage)
-    finished = [r for r in result.finished_pages if r not in reopened]
-    sp.pages_done, sp.pages = refresh_pages(store, stage.id, finished_refs=finished)
-    with store.session() as s:
-        sp.status = s.get(Stage, stage.id).status

@@ -13,7 +13,7 @@ from sqlalchemy import case
 from sqlmodel import func, select
 
 from campaigns.errors import CrowdError
-from campaigns.quality.trust import carry_out_actions, plan_action
+from campaigns.quality.actions import carry_out_actions, plan_action
 from campaigns.store.connect import connector_for
 from campaigns.store.database import Store
 from campaigns.store.models import Campaign, Judgement, PoolMember, Stage, Worker, WorkerAction, WorkerScore

@@ -8,7 +8,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from campaigns.demo import pairwise_oracle
+from campaigns.demo.oracles import pairwise_oracle
 from campaigns.engine.launch import launch
 from campaigns.engine.poll import poll
 from campaigns.reports.export import export
