@@ -58,8 +58,10 @@ def add_tasks(store: Store, s, campaign: Campaign, stage: Stage, drafts: list[Ta
                  key=keys.short_id(campaign.name, stage.name, d.key, prefix="k", length=11), golden=False)
             for d in drafts]
     store.insert_ignore(s, Task, rows, ["stage_id", "key"])
+    # Grouped by item and hint, not by key: a key hashes the campaign name, and the grouping of tasks
+    # onto pages must not change with the name (a seeded demo gets a fresh name every run).
     fresh = s.exec(select(Task).where(Task.stage_id == stage.id, Task.key.in_([r["key"] for r in rows]),
-                                      Task.page_id.is_(None)).order_by(Task.key)).all()
+                                      Task.page_id.is_(None)).order_by(Task.item_id, Task.key_hint, Task.key)).all()
     page_size = stage_shape(campaign_spec(campaign), stage.name)[0]
     for start in range(0, len(fresh), page_size):
         chunk = fresh[start:start + page_size]
