@@ -110,11 +110,11 @@ def _ready(s, stage: Stage, waiting: dict[int, Item]) -> dict[int, list[TaskView
     for t in s.exec(select(Task).where(Task.stage_id == stage.id, Task.item_id.in_(list(waiting)),
                                        Task.golden.is_(False)).order_by(Task.id)).all():
         tasks[t.item_id].append(t)
-    return {i: [_view(t) for t in ts] for i, ts in tasks.items()
+    return {i: [task_view(t) for t in ts] for i, ts in tasks.items()
             if all(t.page_id in done and t.page_id not in busy for t in ts)}
 
 
-def _view(t: Task) -> TaskView:
+def task_view(t: Task) -> TaskView:
     return TaskView(id=t.id, key=t.key, payload=t.payload, golden=t.golden, golden_answer=t.golden_answer)
 
 

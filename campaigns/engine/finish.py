@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from sqlmodel import func, select
 
-from campaigns.engine.advance import advance_items, can_grow
+from campaigns.engine.advance import advance_items, can_grow, task_view
 from campaigns.quality.pools import blocked_workers
 from campaigns.stages.pages import page_refs
 from campaigns.store.database import Store
@@ -74,8 +74,7 @@ def stage_judgements(store: Store, stage: Stage) -> list[StoredJudgement]:
 
 def stage_tasks(store: Store, stage: Stage) -> list[TaskView]:
     with store.session() as s:
-        return [TaskView(id=t.id, key=t.key, payload=t.payload, golden=t.golden, golden_answer=t.golden_answer)
-                for t in s.exec(select(Task).where(Task.stage_id == stage.id).order_by(Task.id)).all()]
+        return [task_view(t) for t in s.exec(select(Task).where(Task.stage_id == stage.id).order_by(Task.id)).all()]
 
 
 def finalize_stage(store: Store, campaign: Campaign, stage: Stage, method: str = DEFAULT_METHOD) -> None:
