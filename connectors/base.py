@@ -23,7 +23,7 @@ from typing import Annotated, Any, Literal, Protocol, runtime_checkable
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Money = Decimal
-Provider = Literal["mturk", "toloka"]
+Provider = Literal["mturk", "toloka", "inhouse"]
 Environment = Literal["local", "sandbox", "production"]
 
 

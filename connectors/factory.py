@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from connectors.base import Connector
 
-DEFAULT_LOCAL = {"mturk": "http://127.0.0.1:8765", "toloka": "http://127.0.0.1:8766"}
+DEFAULT_LOCAL = {"mturk": "http://127.0.0.1:8765", "toloka": "http://127.0.0.1:8766", "inhouse": "http://127.0.0.1:8767"}
 
 
 def make_connector(provider: str, environment: str = "local", endpoint_url: str | None = None,
@@ -18,4 +18,8 @@ def make_connector(provider: str, environment: str = "local", endpoint_url: str 
         from connectors.toloka import TolokaConnector
 
         return TolokaConnector(environment=environment, endpoint_url=endpoint_url, **options)
-    raise ValueError(f"unknown provider {provider!r} (expected mturk or toloka)")
+    if provider == "inhouse":
+        from connectors.inhouse import InhouseConnector
+
+        return InhouseConnector(environment=environment, endpoint_url=endpoint_url, **options)
+    raise ValueError(f"unknown provider {provider!r} (expected mturk, toloka or inhouse)")

@@ -27,7 +27,7 @@ from connectors.base import (
 )
 from connectors.retry import RetryPolicy
 
-PROVIDERS = ["mturk", "toloka"]
+PROVIDERS = ["mturk", "toloka", "inhouse"]
 FAST_RETRY = RetryPolicy(max_attempts=6, initial_s=0.01, max_s=0.05)
 HOSTILE = ["<script>alert('x')</script>", 'quote " and \' & amp', "cdata ]]> end", "ünï 日本 🙂\nline 2"]
 
@@ -41,6 +41,10 @@ def make_connector(provider: str, url: str) -> Connector:
         from connectors.toloka import TolokaConnector
 
         return TolokaConnector("local", url, retry=FAST_RETRY)
+    if provider == "inhouse":
+        from connectors.inhouse import InhouseConnector
+
+        return InhouseConnector("local", url, retry=FAST_RETRY)
     raise ValueError(provider)
 
 
@@ -62,12 +66,18 @@ class EchoOracle:
             elif f.kind == "text":
                 out[f.name] = text
             elif f.kind == "spans":
-                out[f.name] = [{"start": 0, "end": min(3, len(f.text)), "label": f.options[0]}]
+                out[f.name] = [{"start": 0, "end": first_word(f.text), "label": f.options[0]}]
         return out
 
 
+def first_word(text: str) -> int:
+    """Where the text's first whitespace-free run ends: a span every span widget can mark exactly
+    (the task server's marks whole words, as annotation tools that snap to words do)."""
+    return len(text.split(None, 1)[0]) if text.strip() and not text[0].isspace() else min(3, len(text))
+
+
 def expected_answer(text: str) -> dict[str, Any]:
-    return {"pick": "b", "tags": ["x", "y"], "fix": text, "spans": [{"start": 0, "end": min(3, len(text)),
+    return {"pick": "b", "tags": ["x", "y"], "fix": text, "spans": [{"start": 0, "end": first_word(text),
                                                                      "label": "issue"}]}
 
 

@@ -6,7 +6,7 @@ object on stdout). ``app`` holds the frame; ``campaign`` and ``demo`` register t
 on it when imported here.
 """
 
-from campaigns.cli import campaign, demo  # noqa: F401  (registers the commands)
+from campaigns.cli import campaign, demo, serve  # noqa: F401  (registers the commands)
 from campaigns.cli.app import app
 
 __all__ = ["app"]

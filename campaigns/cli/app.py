@@ -205,7 +205,8 @@ def _positive(value: float) -> float:
     return value
 
 
-ProviderOpt = typer.Option("mturk", "--provider", help="mturk|toloka", callback=_one_of("mturk", "toloka"))
+ProviderOpt = typer.Option("mturk", "--provider", help="mturk|toloka|inhouse",
+                           callback=_one_of("mturk", "toloka", "inhouse"))
 ShareOpt = {"min": 0.0, "max": 1.0}  # a share of the crowd
 
 

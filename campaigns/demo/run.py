@@ -36,8 +36,8 @@ def run_demo(*, provider: str = "mturk", kind: str = "pairwise", items: int | No
 
     if kind not in KINDS:
         raise CrowdError(f"crowd demo --kind {kind} is not supported yet (supported: {', '.join(KINDS)})")
-    if provider not in ("mturk", "toloka"):
-        raise CrowdError(f"--provider must be mturk or toloka, not {provider!r}")
+    if provider not in ("mturk", "toloka", "inhouse"):
+        raise CrowdError(f"--provider must be mturk, toloka or inhouse, not {provider!r}")
     if not 0 <= spammers < 1:
         raise CrowdError("--spammers must be a share between 0 and 1")
     if workers < 3:

@@ -25,16 +25,17 @@ def check_endpoint(endpoint: str) -> str:
 
 
 def connector_for(provider: str, environment: str, endpoint: str | None = None) -> Connector:
-    if endpoint is not None:
-        check_endpoint(endpoint)
+    """``endpoint`` (the spec's ``endpoint_url``) else ``CROWD_<PROVIDER>_ENDPOINT`` else the environment's."""
     from campaigns.store.settings import Settings
 
     settings = Settings()
+    endpoint = endpoint or getattr(settings, f"{provider}_endpoint", None)
+    if endpoint is not None:
+        check_endpoint(endpoint)
     options: dict = {"retry": RetryPolicy(connect_timeout_s=settings.connect_timeout_s,
                                           read_timeout_s=settings.read_timeout_s,
                                           deadline_s=settings.retry_deadline_s)}
-    if provider == "toloka":
-        key = settings.toloka_api_key
-        if key is not None:
-            options["token"] = key.get_secret_value()
+    key = {"toloka": settings.toloka_api_key, "inhouse": settings.inhouse_token}.get(provider)
+    if key is not None:
+        options["token"] = key.get_secret_value()
     return make_connector(provider, environment, endpoint, **options)

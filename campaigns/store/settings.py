@@ -20,6 +20,9 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("CROWD_TOLOKA_API_KEY", "TOLOKA_API_KEY"))
     mturk_endpoint: str | None = None  # overrides the environment's MTurk endpoint
     toloka_endpoint: str | None = None  # overrides the environment's Toloka endpoint
+    inhouse_endpoint: str | None = None  # your `crowd serve`, e.g. https://tasks.example.org
+    # The task server's requester token (its CROWD_SERVE_REQUESTER_TOKEN).
+    inhouse_token: SecretStr | None = None
     log_level: str = "WARNING"
     # Patience with a marketplace (connectors.retry.RetryPolicy): a call that keeps failing gives up
     # (exit 2) at most retry_deadline_s + connect_timeout_s + read_timeout_s after it began.

@@ -33,7 +33,7 @@ from connectors.local.crowd import Crowd, CrowdRunner, Oracle
 from connectors.local.faults import FaultConfig
 from connectors.local.http import LocalServer
 
-PROVIDERS = ("mturk", "toloka")
+PROVIDERS = ("mturk", "toloka", "inhouse")
 
 __all__ = ["FaultConfig", "LocalMarketplace", "start_local", "serve"]
 
