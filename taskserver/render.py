@@ -30,7 +30,7 @@ def item_views(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for w in item["widgets"]:
             view = dict(w, field=field_name(k, w["name"]), id=f"i{k}-{w['name']}")
             if w["type"] == "choice":
-                view["keys"] = keys_for(w["options"])
+                view["hotkeys"] = keys_for(w["options"])
             if w["type"] == "span_select":
                 view["tokens"], prev = [], 0
                 for start, end, word in tokens(w["text"]):
