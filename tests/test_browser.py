@@ -150,7 +150,8 @@ def test_hostile_item_text_stays_inert_text(browser, site, tmp_path):
 
 
 def test_ops_view_in_the_browser(browser, site, tmp_path):
-    from taskserver_helpers import ANSWER, batch, page as make_page
+    from taskserver_helpers import ANSWER, batch
+    from taskserver_helpers import page as make_page
 
     spec = batch("demo-campaign/compare", assignments=2)
     b = site.conn.create_batch(spec)

@@ -11,10 +11,10 @@ from decimal import Decimal
 import httpx
 import pytest
 from sqlalchemy import func, select
+from taskserver_helpers import ANSWER, Site, batch, page
 
 from connectors.base import ConnectorError, PoolRequirement, PoolSpec, ScreeningQuestion, ScreeningTest
 from taskserver.models import Assignment
-from taskserver_helpers import ANSWER, Site, batch, page
 
 
 @pytest.fixture
