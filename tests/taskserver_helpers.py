@@ -21,9 +21,10 @@ FAST = RetryPolicy(max_attempts=3, initial_s=0.01, max_s=0.05)
 
 
 class Site:
-    def __init__(self, balance: Decimal = Decimal("100.00")):
+    def __init__(self, balance: Decimal = Decimal("100.00"), database_url: str | None = None):
         self.clock = SimClock()
-        self.server = Server(clock=self.clock, crowd=Crowd(workers=0), balance=balance).start()
+        self.server = Server(clock=self.clock, crowd=Crowd(workers=0), balance=balance,
+                             database_url=database_url).start()
         self.url = self.server.url
         self.conn = InhouseConnector("local", self.url, retry=FAST)
 

@@ -60,7 +60,7 @@ def test_good_spec_loads_with_exact_money_and_base_dir(tmp_path):
                  "pricing.reward: more than 3 decimal places: 0.1234", id="bad-money"),
     pytest.param(GOOD + "page_size: many\n", "page_size: many",
                  "page_size: input should be a valid integer", id="wrong-type"),
-    pytest.param(GOOD + "provider: ebay\n", "provider:", "provider: input should be 'mturk' or 'toloka'",
+    pytest.param(GOOD + "provider: ebay\n", "provider:", "provider: input should be 'mturk', 'toloka' or 'inhouse'",
                  id="bad-choice"),
     pytest.param(GOOD + "colour: red\n", "colour:", "colour: unknown field", id="unknown-field"),
     pytest.param(GOOD + "    bonus_rate: 2\n", "bonus_rate", "stages.compare.bonus_rate: unknown field",

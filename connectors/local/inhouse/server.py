@@ -80,13 +80,14 @@ class Server:
     provider = "inhouse"
 
     def __init__(self, clock: SimClock, crowd: Crowd, faults: FaultConfig | None = None, port: int = 0,
-                 balance: Decimal = Decimal("10000.00")):
+                 balance: Decimal = Decimal("10000.00"), database_url: str | None = None):
+        """``database_url``: the server's database (default: a new SQLite file in a temporary folder)."""
         self.clock, self.crowd, self.port = clock, crowd, port
         self.faults = FaultInjector(faults)
         self.calls: Counter = Counter()
         self.lock = threading.RLock()
         self._dir = tempfile.mkdtemp(prefix="crowd-inhouse-")
-        self.settings = ServerSettings(database_url=f"sqlite:///{self._dir}/market.db",
+        self.settings = ServerSettings(database_url=database_url or f"sqlite:///{self._dir}/market.db",
                                        requester_token=SecretStr(LOCAL_TOKEN), budget=Decimal(balance),
                                        login_attempts_per_minute=1_000_000)
         self.db = open_database(self.settings.database_url)
