@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, func, not_, or_, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import and_, func, not_, or_, select
+from sqlalchemy.orm import Session
 
 from taskserver import forms
 from taskserver.market import DONE, MarketError, new_id
@@ -64,11 +64,25 @@ def active(s: Session, worker_id: str, now: datetime) -> Assignment | None:
                                              Assignment.deadline > now).order_by(Assignment.reserved_at))
 
 
-def _taken_places(page_id: Any, now: datetime):
-    return (select(func.count(Assignment.id))
-            .where(Assignment.page_id == page_id,
-                   or_(Assignment.state.in_(DONE), and_(Assignment.state == "reserved", Assignment.deadline > now)))
-            .scalar_subquery())
+def _live(now: datetime):
+    """An assignment that holds a place: an answer in, or a reservation before its deadline."""
+    return or_(Assignment.state.in_(DONE), and_(Assignment.state == "reserved", Assignment.deadline > now))
+
+
+def _open_pages(lanes: list[str], worker_id: str, now: datetime):
+    """Pages of ``lanes`` this worker may take now, in queue order. Written with uncorrelated
+    subqueries (each evaluated once per query), so the database walks the pages once."""
+    taken = (select(Assignment.page_id, func.count(Assignment.id).label("n"))
+             .where(_live(now)).group_by(Assignment.page_id).subquery())
+    mine = select(Assignment.page_id).where(Assignment.worker_id == worker_id)
+    held = (select(PageItemRow.item_key).join(Assignment, Assignment.page_id == PageItemRow.page_id)
+            .where(Assignment.worker_id == worker_id, not_(PageItemRow.golden), _live(now)))
+    clashing = select(PageItemRow.page_id).where(not_(PageItemRow.golden), PageItemRow.item_key.in_(held))
+    return (select(PageRow.id).outerjoin(taken, taken.c.page_id == PageRow.id)
+            .where(PageRow.lane_id.in_(lanes), PageRow.stopped_at.is_(None), PageRow.expires_at > now,
+                   func.coalesce(taken.c.n, 0) < PageRow.assignments, PageRow.id.not_in(mine),
+                   PageRow.id.not_in(clashing))
+            .order_by(PageRow.n))
 
 
 def next_page(s: Session, worker_id: str, now: datetime) -> Assignment | None:
@@ -79,20 +93,10 @@ def next_page(s: Session, worker_id: str, now: datetime) -> Assignment | None:
     lanes = eligible_lanes(s, worker_id)
     if not lanes:
         return None
-    own = aliased(Assignment)
-    held_items = (select(PageItemRow.item_key).join(own, own.page_id == PageItemRow.page_id)
-                  .where(own.worker_id == worker_id, not_(PageItemRow.golden),
-                         or_(own.state.in_(DONE), and_(own.state == "reserved", own.deadline > now))))
-    clash = aliased(PageItemRow)
-    page = s.scalar(
-        select(PageRow)
-        .where(PageRow.lane_id.in_(lanes), PageRow.stopped_at.is_(None), PageRow.expires_at > now,
-               _taken_places(PageRow.id, now) < PageRow.assignments,
-               ~exists().where(Assignment.page_id == PageRow.id, Assignment.worker_id == worker_id),
-               ~exists().where(clash.page_id == PageRow.id, not_(clash.golden), clash.item_key.in_(held_items)))
-        .order_by(PageRow.n).limit(1))
-    if page is None:
+    page_id = s.scalar(_open_pages(lanes, worker_id, now).limit(1))  # ids only: pages carry their items
+    if page_id is None:
         return None
+    page = s.get(PageRow, page_id)
     batch = s.get(Batch, page.batch_id)
     a = Assignment(id=new_id("S"), page_id=page.id, worker_id=worker_id, state="reserved", reserved_at=now,
                    deadline=now + timedelta(seconds=batch.spec["assignment_duration_s"]))
@@ -106,10 +110,7 @@ def work_left(s: Session, worker_id: str, now: datetime) -> int:
     lanes = eligible_lanes(s, worker_id)
     if not lanes:
         return 0
-    return s.scalar(select(func.count(PageRow.id)).where(
-        PageRow.lane_id.in_(lanes), PageRow.stopped_at.is_(None), PageRow.expires_at > now,
-        _taken_places(PageRow.id, now) < PageRow.assignments,
-        ~exists().where(Assignment.page_id == PageRow.id, Assignment.worker_id == worker_id))) or 0
+    return s.scalar(select(func.count()).select_from(_open_pages(lanes, worker_id, now).subquery())) or 0
 
 
 def own_assignment(s: Session, worker_id: str, assignment_id: str) -> tuple[Assignment, PageRow, Batch]:
@@ -138,8 +139,7 @@ def submit(s: Session, worker_id: str, assignment_id: str, pairs: Sequence[tuple
         return Outcome("refused", "You handed this page back, so it was not taken.")
     if a.deadline <= now:
         others = s.scalar(select(func.count(Assignment.id)).where(
-            Assignment.page_id == page.id, Assignment.id != a.id,
-            or_(Assignment.state.in_(DONE), and_(Assignment.state == "reserved", Assignment.deadline > now))))
+            Assignment.page_id == page.id, Assignment.id != a.id, _live(now)))
         if others >= page.assignments:
             return Outcome("refused", "Your time for this page ran out and others have answered it meanwhile, "
                                       "so this answer is not needed. Thank you all the same.")
