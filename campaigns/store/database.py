@@ -37,8 +37,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, DatabaseError
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import DatabaseError
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, SQLModel
 
@@ -53,16 +53,15 @@ _WRITE = "crowd_write"  # execution option marking a Store.write() connection
 
 
 def normalize_url(url: str) -> URL:
-    """Parse a database URL; ``postgresql://`` / ``postgres://`` become ``postgresql+psycopg://``."""
+    """Parse a database URL; ``postgresql://`` / ``postgres://`` become ``postgresql+psycopg://``
+    (the task server's rule, one for both databases)."""
+    from taskserver.db import DatabaseURLError
+    from taskserver.db import normalize_url as parse
+
     try:
-        u = make_url(url)
-    except ArgumentError:
-        raise CrowdError(f"not a database URL: {url.split('://')[0]}://...") from None
-    if u.drivername in ("postgresql", "postgres"):
-        u = u.set(drivername="postgresql+psycopg")
-    if u.get_backend_name() not in ("sqlite", "postgresql"):
-        raise CrowdError(f"unsupported database {u.drivername!r}: use sqlite:/// or postgresql://")
-    return u
+        return parse(url)
+    except DatabaseURLError as exc:
+        raise CrowdError(str(exc)) from None
 
 
 def open_store(url: str | None = None) -> Store:
