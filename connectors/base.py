@@ -23,7 +23,7 @@ from typing import Annotated, Any, Literal, Protocol, runtime_checkable
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Money = Decimal
-Provider = Literal["mturk", "toloka", "inhouse"]
+Provider = Literal["mturk", "toloka", "inhouse", "prolific"]
 Environment = Literal["local", "sandbox", "production"]
 
 
@@ -171,6 +171,7 @@ class BatchSpec(_Model):
     reward: Money  # per page (per assignment of one page)
     assignments_per_page: int = Field(ge=1)
     assignment_duration_s: int = 1800
+    estimated_duration_s: int | None = None  # how long a page takes (Prolific shows it and checks pay per hour)
     lifetime_s: int = 7 * 24 * 3600
     auto_approval_delay_s: int = 3 * 24 * 3600
     requirements: list[PoolRequirement] = Field(default_factory=list)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from connectors.base import Connector
 
-DEFAULT_LOCAL = {"mturk": "http://127.0.0.1:8765", "toloka": "http://127.0.0.1:8766", "inhouse": "http://127.0.0.1:8767"}
+DEFAULT_LOCAL = {"mturk": "http://127.0.0.1:8765", "toloka": "http://127.0.0.1:8766", "inhouse": "http://127.0.0.1:8767",
+                 "prolific": "http://127.0.0.1:8768"}
 
 
 def make_connector(provider: str, environment: str = "local", endpoint_url: str | None = None,
@@ -22,4 +23,8 @@ def make_connector(provider: str, environment: str = "local", endpoint_url: str 
         from connectors.inhouse import InhouseConnector
 
         return InhouseConnector(environment=environment, endpoint_url=endpoint_url, **options)
-    raise ValueError(f"unknown provider {provider!r} (expected mturk, toloka or inhouse)")
+    if provider == "prolific":
+        from connectors.prolific import ProlificConnector
+
+        return ProlificConnector(environment=environment, endpoint_url=endpoint_url, **options)
+    raise ValueError(f"unknown provider {provider!r} (expected mturk, toloka, inhouse or prolific)")

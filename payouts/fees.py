@@ -88,9 +88,18 @@ def providers() -> list[str]:
     return sorted(_load())
 
 
+_observed: dict[str, dict[str, Decimal]] = {}
+
+
+def observe(provider: str, *, reward_rate: Decimal, bonus_rate: Decimal) -> None:
+    """Rates the marketplace itself reports that it charges (Prolific's cost calculator: its service
+    fee and VAT, which differ by workspace). They replace the file's rates for the rest of the process."""
+    _observed[provider] = {"reward_rate": Decimal(reward_rate), "bonus_rate": Decimal(bonus_rate)}
+
+
 def fee_schedule(provider: str, on: date | None = None) -> FeeSchedule:
     """The schedule of ``provider`` in effect on ``on`` (today if None): the newest row whose
-    ``effective`` date is not after it."""
+    ``effective`` date is not after it, with the rates the marketplace reported (``observe``) if any."""
     schedules = _load().get(provider)
     if schedules is None:
         known = ", ".join(providers())
@@ -101,4 +110,5 @@ def fee_schedule(provider: str, on: date | None = None) -> FeeSchedule:
         raise FeeScheduleError(
             f"no {provider} fee schedule in effect on {day.isoformat()} "
             f"(earliest is {schedules[0].effective.isoformat()})")
-    return in_effect[-1]
+    observed = _observed.get(provider)
+    return in_effect[-1].model_copy(update=observed) if observed else in_effect[-1]

@@ -7,7 +7,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from taskserver import market, schemas
+from taskserver import market, prolific, schemas
 from taskserver.market import MarketError
 from taskserver.security import same
 
@@ -100,6 +100,19 @@ def publish(lane_id: str, body: schemas.PagesIn, request: Request):
         return market.publish(s, lane_id, body.pages, _now(request))
 
 
+@router.get("/lanes/{lane_id}", response_model=schemas.LaneOut)
+def get_lane(lane_id: str, request: Request):
+    with _db(request).read() as s:
+        return market.lane_out(s, lane_id)
+
+
+@router.put("/lanes/{lane_id}/study", response_model=schemas.LaneOut)
+def serve_as_study(lane_id: str, body: schemas.LaneStudyIn, request: Request):
+    with _db(request).write() as s:
+        market.serve_as_study(s, lane_id, body.study_id, body.completion_code)
+        return market.lane_out(s, lane_id)
+
+
 @router.get("/batches/{batch_id}/pages", response_model=list[schemas.PageOut])
 def find_pages(batch_id: str, request: Request, page_id: list[str] | None = None):
     with _db(request).read() as s:
@@ -108,6 +121,8 @@ def find_pages(batch_id: str, request: Request, page_id: list[str] | None = None
 
 @router.post("/batches/{batch_id}/assignments/query", response_model=schemas.AssignmentPage)
 def fetch(batch_id: str, body: schemas.AssignmentQuery, request: Request):
+    if request.app.state.prolific is not None:
+        prolific.complete_pending(request.app.state.prolific, _db(request))
     with _db(request).write() as s:
         market.auto_approve(s, _now(request))
     with _db(request).read() as s:

@@ -24,6 +24,7 @@ from taskserver import api, ops, pages
 from taskserver.db import Database, open_database
 from taskserver.market import MarketError
 from taskserver.ops import OpsSource
+from taskserver.prolific import ProlificLink
 from taskserver.security import Guard, RateLimiter
 from taskserver.settings import ServerSettings
 
@@ -43,6 +44,8 @@ def create_app(settings: ServerSettings | None = None, *, db: Database | None = 
     app.state.settings, app.state.clock, app.state.ops_source = settings, clock, ops_source
     app.state.db = db or open_database(settings.database_url)
     app.state.logins = RateLimiter(settings.login_attempts_per_minute)
+    app.state.prolific = (ProlificLink(settings.prolific_url, settings.prolific_token.get_secret_value())
+                          if settings.prolific_token else None)
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True)
     app.state.templates = Jinja2Templates(env=env)
     app.include_router(api.router)

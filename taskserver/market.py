@@ -197,7 +197,8 @@ def page_state(s: Session, page: PageRow, now: datetime, counts: dict | None = N
     stopped = page.stopped_at is not None or batch.closed_at is not None
     expired = page.expires_at <= now
     finished = done >= page.assignments or ((stopped or expired) and live == 0)
-    return schemas.PageState(id=page.id, page_id=page.external_id, assignments=page.assignments, submitted=done,
+    return schemas.PageState(id=page.id, page_id=page.external_id, lane=page.lane_id,
+                             assignments=page.assignments, submitted=done,
                              reserved=live, stopped=stopped, expired=expired, finished=finished)
 
 
@@ -258,7 +259,8 @@ def auto_approve(s: Session, now: datetime) -> None:
 def assignment_out(a: Assignment, page: PageRow) -> schemas.AssignmentOut:
     return schemas.AssignmentOut(id=a.id, page=page.id, page_id=page.external_id, worker_id=a.worker_id,
                                  status=a.state, accepted_at=a.reserved_at, submitted_at=a.submitted_at,
-                                 answers=a.answers or {}, raw=a.raw or "[]")
+                                 answers=a.answers or {}, raw=a.raw or "[]", session=a.external_id,
+                                 completed=a.external_state == "completed")
 
 
 def fetch(s: Session, batch_id: str, q: schemas.AssignmentQuery, now: datetime) -> schemas.AssignmentPage:
@@ -348,3 +350,20 @@ def get_page(s: Session, page_id: str) -> PageRow:
 
 def review_target(s: Session, assignment_id: str) -> Assignment:
     return _get(s, Assignment, assignment_id, "assignment")
+
+
+# --------------------------------------------------------------------------- lanes as Prolific studies
+def lane_out(s: Session, lane_id: str) -> schemas.LaneOut:
+    lane = _get(s, Lane, lane_id, "lane")
+    places = s.scalar(select(func.coalesce(func.sum(PageRow.assignments), 0)).where(PageRow.lane_id == lane_id))
+    return schemas.LaneOut(id=lane.id, batch_id=lane.batch_id, name=lane.name, places=places,
+                           study_id=lane.study_id)
+
+
+def serve_as_study(s: Session, lane_id: str, study_id: str, completion_code: str) -> Lane:
+    """Idempotent; a lane serves one study for good (its participants' sessions point at it)."""
+    lane = _get(s, Lane, lane_id, "lane")
+    if lane.study_id not in (None, study_id):
+        raise MarketError(409, "InvalidState", f"lane {lane_id} already serves study {lane.study_id}")
+    lane.study_id, lane.completion_code = study_id, completion_code
+    return lane

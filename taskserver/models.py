@@ -139,6 +139,9 @@ class Lane(Base):
     batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id"), index=True)
     name: Mapped[str] = mapped_column(String(60), default="")
     requirements: Mapped[list] = mapped_column(JSON)  # [{"pool_id", "min_score", "exclude"}]
+    # A lane served as a Prolific study: participants arrive with its id and are completed with the code.
+    study_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    completion_code: Mapped[str | None] = mapped_column(String(40), default=None)
 
 
 class PageRow(Base):
@@ -186,6 +189,10 @@ class Assignment(Base):
     raw: Mapped[str | None] = mapped_column(Text, default=None)  # the form as received, JSON of its pairs
     answers: Mapped[dict | None] = mapped_column(JSON, default=None)
     seq: Mapped[int | None] = mapped_column(Integer, unique=True, default=None)
+    # A Prolific participant's page: the submission (SESSION_ID) it answers, and whether Prolific has
+    # been told it is complete ("pending" until the server-side completion call succeeded, "completed").
+    external_id: Mapped[str | None] = mapped_column(String(64), unique=True, default=None)
+    external_state: Mapped[str | None] = mapped_column(String(16), default=None, index=True)
     __table_args__ = (Index("ix_assignments_worker_page", "worker_id", "page_id"),)
 
 

@@ -12,10 +12,10 @@ from datetime import timedelta
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from taskserver import queue, render, team
+from taskserver import prolific, queue, render, team
 from taskserver.forms import FormError
 from taskserver.market import MarketError
-from taskserver.models import Pool, WebSession, Worker
+from taskserver.models import Assignment, Pool, WebSession, Worker
 from taskserver.security import SESSION_COOKIE, digest, new_token, same
 
 router = APIRouter(include_in_schema=False)
@@ -160,16 +160,77 @@ async def submit(assignment_id: str, request: Request):
     pairs = await checked_form(request, session)
     if pairs is None:
         return csrf_refused(request)
+    code = None
     try:
         with request.app.state.db.write() as s:
             outcome = queue.submit(s, session.worker_id, assignment_id, pairs, request.app.state.clock())
+            if outcome.kind == "stored":
+                code = prolific.needs_completion(s, s.get(Assignment, assignment_id))
     except FormError as exc:
         return _show(request, session, name, assignment_id, status=400, error=exc, pairs=pairs)
     if outcome.kind == "again":
         return message(request, "Already received", outcome.message, status=200, worker_name=name)
     if outcome.kind == "refused":
         return message(request, "Not needed", outcome.message, status=409, worker_name=name)
+    if code is not None:
+        return _complete_on_prolific(request, assignment_id, code, name)
     return _to_next(request, session.worker_id)
+
+
+# --------------------------------------------------------------------------- Prolific participants
+@router.get("/prolific/{lane_id}")
+def prolific_entry(lane_id: str, request: Request):
+    """A Prolific participant arriving from the study: one session, one page (see taskserver.prolific)."""
+    q = request.query_params
+    pid, study, session_id = q.get("PROLIFIC_PID", ""), q.get("STUDY_ID", ""), q.get("SESSION_ID", "")
+    link: prolific.ProlificLink | None = request.app.state.prolific
+    if link is None:
+        return message(request, "Not available", "This server does not take Prolific participants.",
+                       status=404, back=None)
+    if not all(prolific.ID.fullmatch(v) for v in (pid, study, session_id)):
+        return message(request, "Link not valid", "This link lacks its Prolific details. Open the study "
+                       "from Prolific again.", status=400, back=None)
+    with request.app.state.db.read() as s:
+        prolific.lane_for_study(s, lane_id, study)
+        mine = prolific.held(s, session_id)
+    if mine is not None and mine.worker_id != pid:
+        return message(request, "Link not valid", "This session belongs to someone else.", status=403, back=None)
+    if mine is None:
+        try:
+            sub = link.submission(session_id)
+        except prolific.Unavailable:
+            return message(request, "Please try again", "Prolific could not be reached to check your session. "
+                           "Reload this page in a minute.", status=503, back=None)
+        if not sub or sub.get("participant") != pid or sub.get("study_id") != study or sub.get("status") != "ACTIVE":
+            return message(request, "Link not valid", "Prolific does not know this session as an active one of "
+                           "yours. Open the study from Prolific again.", status=403, back=None)
+        with request.app.state.db.write() as s:
+            lane = prolific.lane_for_study(s, lane_id, study)
+            mine = prolific.enter(s, lane, pid, session_id, request.app.state.clock())
+        if mine is None:
+            return message(request, "No page left for you", "There is no page left for you in this study "
+                           "right now. Please return the study on Prolific, so that your place goes to someone "
+                           "else.", back=None)
+    response = RedirectResponse(f"/work/page/{mine.id}", status_code=303)
+    start_session(request, pid, response)
+    return response
+
+
+def _complete_on_prolific(request: Request, assignment_id: str, code: str, name: str) -> HTMLResponse:
+    link = request.app.state.prolific
+    done = False
+    try:
+        with request.app.state.db.read() as s:
+            session_id = s.get(Assignment, assignment_id).external_id
+        done = link is not None and link.complete(session_id, code)
+    except prolific.Unavailable:
+        done = False
+    if done:
+        with request.app.state.db.write() as s:
+            prolific.mark_completed(s, [assignment_id])
+    return message(request, "Thank you", "Your answers are in and your submission is complete on Prolific. "
+                   "You may close this tab; to do another page, take the study again from Prolific.",
+                   worker_name=name, back=None)
 
 
 @router.post("/work/page/{assignment_id}/release")

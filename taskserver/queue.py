@@ -52,11 +52,14 @@ def open_lanes(s: Session) -> list[tuple[Lane, Batch]]:
                           .where(Batch.closed_at.is_(None)).order_by(Batch.created_at, Lane.name)))
 
 
-def eligible_lanes(s: Session, worker_id: str) -> list[str]:
+def eligible_lanes(s: Session, worker_id: str, study_lane: str | None = None) -> list[str]:
+    """Lanes the worker may take pages from. A lane served as a Prolific study is only for its
+    participants (arriving with a session of that study: ``study_lane``), never for the team."""
     if s.get(Block, worker_id) is not None:
         return []
     scores = scores_of(s, worker_id)
-    return [lane.id for lane, _ in open_lanes(s) if _meets(lane.requirements, scores)]
+    return [lane.id for lane, _ in open_lanes(s) if _meets(lane.requirements, scores)
+            and (lane.id == study_lane if study_lane else lane.study_id is None)]
 
 
 def active(s: Session, worker_id: str, now: datetime) -> Assignment | None:
@@ -85,12 +88,12 @@ def _open_pages(lanes: list[str], worker_id: str, now: datetime):
             .order_by(PageRow.n))
 
 
-def next_page(s: Session, worker_id: str, now: datetime) -> Assignment | None:
+def next_page(s: Session, worker_id: str, now: datetime, study_lane: str | None = None) -> Assignment | None:
     """The worker's live reservation, else a new one on the first page they may take, else None."""
     mine = active(s, worker_id, now)
     if mine is not None:
         return mine
-    lanes = eligible_lanes(s, worker_id)
+    lanes = eligible_lanes(s, worker_id, study_lane)
     if not lanes:
         return None
     page_id = s.scalar(_open_pages(lanes, worker_id, now).limit(1))  # ids only: pages carry their items

@@ -198,6 +198,7 @@ class PageOut(BaseModel):
 class PageState(BaseModel):
     id: str
     page_id: str
+    lane: str = ""  # the lane the page waits in
     assignments: int
     submitted: int
     reserved: int
@@ -216,6 +217,23 @@ class AssignmentOut(BaseModel):
     submitted_at: datetime
     answers: dict[str, dict[str, Any]]  # item_key -> field -> value
     raw: str  # the form as received: a JSON list of [name, value] pairs
+    session: str | None = None  # the Prolific submission (SESSION_ID) this page answers
+    completed: bool = False  # Prolific has been told the submission is complete
+
+
+class LaneStudyIn(BaseModel):
+    """Serve a lane as a Prolific study: participants arrive with ``study_id``, are completed with the code."""
+
+    study_id: str = Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_-]+$")
+    completion_code: str = Field(min_length=1, max_length=40)
+
+
+class LaneOut(BaseModel):
+    id: str
+    batch_id: str
+    name: str
+    places: int  # assignments of all its pages together (what a study's places must reach)
+    study_id: str | None = None
 
 
 class AssignmentPage(BaseModel):

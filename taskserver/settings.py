@@ -30,6 +30,10 @@ class ServerSettings(BaseSettings):
     max_body_bytes: int = Field(default=2_000_000, gt=0)  # larger request bodies get 413 unread
     session_hours: float = Field(default=12.0, gt=0)
     login_attempts_per_minute: int = Field(default=10, ge=1)  # per client address, for invite and ops logins
+    # Prolific participants (lanes served as studies): the server checks each arriving session and
+    # completes it when its page is in, with the workspace's API token (never logged or stored).
+    prolific_url: str = "https://api.prolific.com"
+    prolific_token: SecretStr | None = None
     # Cookies get `Secure` when the public URL is https (behind a TLS-terminating proxy).
 
     @property

@@ -205,8 +205,8 @@ def _positive(value: float) -> float:
     return value
 
 
-ProviderOpt = typer.Option("mturk", "--provider", help="mturk|toloka|inhouse",
-                           callback=_one_of("mturk", "toloka", "inhouse"))
+ProviderOpt = typer.Option("mturk", "--provider", help="mturk|toloka|inhouse|prolific",
+                           callback=_one_of("mturk", "toloka", "inhouse", "prolific"))
 ShareOpt = {"min": 0.0, "max": 1.0}  # a share of the crowd
 
 

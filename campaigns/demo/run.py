@@ -36,8 +36,8 @@ def run_demo(*, provider: str = "mturk", kind: str = "pairwise", items: int | No
 
     if kind not in KINDS:
         raise CrowdError(f"crowd demo --kind {kind} is not supported yet (supported: {', '.join(KINDS)})")
-    if provider not in ("mturk", "toloka", "inhouse"):
-        raise CrowdError(f"--provider must be mturk, toloka or inhouse, not {provider!r}")
+    if provider not in ("mturk", "toloka", "inhouse", "prolific"):
+        raise CrowdError(f"--provider must be mturk, toloka, inhouse or prolific, not {provider!r}")
     if not 0 <= spammers < 1:
         raise CrowdError("--spammers must be a share between 0 and 1")
     if workers < 3:
@@ -68,7 +68,7 @@ def run_demo(*, provider: str = "mturk", kind: str = "pairwise", items: int | No
         say(f"local {provider} marketplace on {mp.url} with {workers} simulated workers")
         # One page at a time on MTurk: the local server numbers HITs in arrival order, so concurrent
         # publishing would make a seeded demo differ from run to run.
-        conn = make_connector(provider, "local", mp.url, **({"max_workers": 1} if provider == "mturk" else {}))
+        conn = make_connector(provider, "local", mp.url, **local_options(provider, mp))
         report = launch(spec, store, spec_text=spec_text, connector=conn, progress=progress)
         say(f"launched {report.name}: {report.pages} pages at {report.reward_per_page} per page")
         api_calls: dict[str, int] = dict(report.api_calls)
@@ -127,6 +127,15 @@ def run_demo(*, provider: str = "mturk", kind: str = "pairwise", items: int | No
     if ffv is not None:
         summary["ffv"] = ffv
     return summary
+
+
+def local_options(provider: str, mp) -> dict:
+    """What a connector to a local marketplace needs beyond its URL."""
+    if provider == "mturk":
+        return {"max_workers": 1}
+    if provider == "prolific":  # participants are sent to the marketplace's own task server
+        return {"taskserver_url": mp.server.taskserver_url}
+    return {}
 
 
 def _spec_yaml(spec) -> str:

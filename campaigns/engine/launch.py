@@ -16,11 +16,12 @@ from sqlmodel import select
 
 from campaigns.engine.replan import discard_plan, untouched
 from campaigns.errors import CrowdError
+from campaigns.money.fees import adopt_fee_rates
 from campaigns.quality.pools import screening_test
 from campaigns.spec.loading import load_items
 from campaigns.spec.model import CampaignSpec
 from campaigns.stages.pages import add_stage
-from campaigns.stages.plan import StagePlan, first_stage, graph_of, price_stage
+from campaigns.stages.plan import StagePlan, first_stage, graph_of, page_seconds_estimate, price_stage
 from campaigns.stages.publish import (
     Progress,
     PublishReport,
@@ -66,10 +67,15 @@ def launch(spec: CampaignSpec, store: Store, *, spec_text: str, endpoint: str | 
         discard_plan(store, existing.id)  # nothing of it reached a worker: plan the corrected spec
         existing = None
     conn = connector or connector_for(spec.provider, spec.environment, endpoint or spec.endpoint_url)
+    adopt_fee_rates(conn)
 
     if existing is None:
         stage_plan = first_stage(spec).plan(plan_items, random.Random(spec.seed))
         reward = price_stage(spec, stage_plan)
+        check_reward = getattr(conn, "check_reward", None)  # a marketplace's own floor (Prolific's hourly minimum)
+        if check_reward is not None:
+            check_reward(stage_plan.name, reward, page_seconds_estimate(spec, stage_plan.name),
+                         spec.assignment_duration_s)
         cost = forecast(len(stage_plan.pages), stage_plan.assignments, reward, spec.provider)
         if spec.budget is not None:
             verdict = check_budget(cap=spec.budget.cap, spent=Decimal(0), committed=Decimal(0),

@@ -21,6 +21,7 @@ from campaigns.engine.finish import finish_stages
 from campaigns.engine.pipeline import run_stage
 from campaigns.engine.stage_run import Progress, StagePoll
 from campaigns.errors import CrowdError
+from campaigns.money.fees import adopt_fee_rates
 from campaigns.store.connect import connector_for
 from campaigns.store.database import Store
 from campaigns.store.models import Campaign, PollCursor, Stage
@@ -98,6 +99,7 @@ def poll(store: Store, campaign: str | None = None, *, endpoint: str | None = No
     calls: dict[str, int] = {}
     for c in campaigns:
         conn = connector or connector_for(c.provider, c.environment, endpoint or c.endpoint_url)
+        adopt_fee_rates(conn)
         before = dict(conn.calls)
         _poll_campaign(store, conn, c, report, owner, lease_seconds, progress)
         for op, n in conn.calls.items():

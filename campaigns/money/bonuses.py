@@ -14,12 +14,15 @@ locked transaction). They turn ``sent`` just before the marketplace is called wi
 token's lifetime is recognised by the marketplace (``BonusReceipt.created=False``); an entry
 found ``sent`` on a later run, however much later, is first looked up in the marketplace's bonus
 list for its assignment (``pay_planned``), because MTurk forgets a token after 24 hours.
+Prolific's pay call takes no token at all and pays asynchronously, so a ``sent`` entry is looked
+up only once the connector's ``bonus_settle_s`` has passed since it was sent.
 """
 
 from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from sqlmodel import select
@@ -178,7 +181,10 @@ def pay_planned(
             q = q.where(LedgerEntry.stage_id == stage_id)
         todo = s.exec(q.order_by(LedgerEntry.id)).all()
     paid = failed = 0
+    settle = timedelta(seconds=getattr(conn, "bonus_settle_s", 0) or 0)
     for entry in todo:
+        if entry.state == "sent" and settle and _as_utc(entry.updated_at) + settle > utcnow():
+            continue  # the marketplace pays asynchronously: what it paid shows only after a while
         if entry.state == "sent" and _already_paid(store, conn, entry):
             _settle(store, campaign.id, entry.idempotency_key, "confirmed", None, note="found on the marketplace")
             paid += 1
@@ -203,6 +209,10 @@ def pay_planned(
         _settle(store, campaign.id, entry.idempotency_key, "confirmed", receipt.provider_ref)
         paid += 1
     return paid, failed
+
+
+def _as_utc(t: datetime) -> datetime:
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
 def _already_paid(store: Store, conn: Connector, entry: LedgerEntry) -> bool:

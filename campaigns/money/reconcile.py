@@ -24,6 +24,7 @@ from sqlmodel import select
 
 from campaigns.errors import CrowdError
 from campaigns.money.bonuses import fee_key
+from campaigns.money.fees import adopt_fee_rates
 from campaigns.store import keys
 from campaigns.store.connect import connector_for
 from campaigns.store.database import Store
@@ -104,6 +105,7 @@ def reconcile(
         ).all()
         ledger = s.exec(select(LedgerEntry).where(LedgerEntry.campaign_id == c.id)).all()
     conn = connector or connector_for(c.provider, c.environment, endpoint or c.endpoint_url)
+    adopt_fee_rates(conn)
     schedule = fee_schedule(c.provider)
     report = ReconcileReport(campaign=c.name, provider=c.provider)
 
@@ -166,6 +168,9 @@ def _provider_bonuses(conn: Connector, hit_refs: list[str], aids: set[str]) -> d
     if conn.provider == "mturk":
         for ref in hit_refs:  # ListBonusPayments per HIT: O(pages) calls
             rows += conn.list_bonuses(hit_id=ref)  # type: ignore[attr-defined]
+    elif conn.provider == "prolific":
+        for aid in sorted(aids):  # Prolific lists bonuses per submission only: O(assignments) calls
+            rows += conn.list_bonuses(assignment_id=aid)
     else:
         rows = conn.list_bonuses()  # type: ignore[attr-defined]
     out: dict[str, list[Decimal]] = defaultdict(list)

@@ -65,10 +65,11 @@ def review_stage(store: Store, conn: Connector, campaign: Campaign, stage: Stage
             select(Page).where(Page.id.in_({w[5] for w in work if w[5] is not None}))).all()}
 
     schedule = fee_schedule(campaign.provider)
+    in_bulk = _approve_in_bulk(conn, work)
     approved = rejected = 0
     for n, (pk, aid, provider_status, intent, message, page_id, worker) in enumerate(work, 1):
         checkpoint("review.before_call")
-        outcome = _carry_out(conn, aid, provider_status, intent, message)
+        outcome = "approved" if aid in in_bulk else _carry_out(conn, aid, provider_status, intent, message)
         checkpoint("review.after_call")
         with store.write() as s:
             row = s.get(Assignment, pk)
@@ -83,6 +84,25 @@ def review_stage(store: Store, conn: Connector, campaign: Campaign, stage: Stage
         if progress:
             progress(f"{stage.name}: review", n, len(work))
     return approved, rejected
+
+
+def _approve_in_bulk(conn: Connector, work: list[tuple]) -> set[str]:
+    """Approve every approval at once where the marketplace can (Prolific's bulk-approve); the
+    intents are stored first, so a run killed here approves them again (a repeat is ignored).
+    A refusal leaves them to one call each, which settles each from its marketplace status."""
+    bulk = getattr(conn, "approve_many", None)
+    ids = [w[1] for w in work if w[3] == "approving" and w[2] not in ("approved", "rejected")]
+    if bulk is None or not ids:
+        return set()
+    checkpoint("review.before_call")
+    try:
+        bulk(ids)
+    except ConnectorError as exc:
+        if exc.retryable:
+            raise
+        return set()
+    checkpoint("review.after_call")
+    return set(ids)
 
 
 def _carry_out(conn: Connector, aid: str, provider_status: str, intent: str, message: str | None) -> str:

@@ -177,7 +177,7 @@ class StageSettings(_Spec):
 
 class CampaignSpec(_Spec):
     name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    provider: Literal["mturk", "toloka", "inhouse"] = "mturk"
+    provider: Literal["mturk", "toloka", "inhouse", "prolific"] = "mturk"
     environment: Literal["local", "sandbox", "production"] = "local"
     endpoint_url: str | None = None
     kind: str = "pairwise"  # a stage graph of ``decomposition.graph``: which stages, in which order

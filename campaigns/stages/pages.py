@@ -15,7 +15,7 @@ from sqlmodel import func, select
 
 from campaigns.quality.pools import lane_pools, requirements_for
 from campaigns.spec.stored import campaign_spec
-from campaigns.stages.plan import StagePlan, first_stage, node_of, stage_shape
+from campaigns.stages.plan import StagePlan, first_stage, node_of, page_seconds_estimate, stage_shape
 from campaigns.store import keys
 from campaigns.store.database import Store
 from campaigns.store.models import Assignment, Campaign, Page, PollCursor, Publication, Stage, Task
@@ -103,7 +103,8 @@ def batch_spec_for(campaign: Campaign, stage: Stage, conn: Connector, *, creatin
                      instructions=(overrides.instructions if overrides and overrides.instructions else
                                    spec.instructions),
                      keywords=spec.keywords, reward=stage.reward, assignments_per_page=stage.assignments_per_page,
-                     assignment_duration_s=spec.assignment_duration_s, lifetime_s=spec.lifetime_s,
+                     assignment_duration_s=spec.assignment_duration_s,
+                     estimated_duration_s=page_seconds_estimate(spec, stage.name), lifetime_s=spec.lifetime_s,
                      auto_approval_delay_s=spec.auto_approval_delay_s, requirements=requirements,
                      locales=spec.locales, golden_per_page=golden_per_page,
                      real_per_page=max(1, page_size - golden_per_page), lanes=lanes)

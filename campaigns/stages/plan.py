@@ -135,9 +135,18 @@ def first_stage(spec: CampaignSpec) -> StageDef:
     return StageDef(name=node.name, kind=node.kind, spec=spec)
 
 
+def _pricing(spec: CampaignSpec, name: str):
+    return spec.stages[name].pricing if name in spec.stages and spec.stages[name].pricing else spec.pricing
+
+
+def page_seconds_estimate(spec: CampaignSpec, name: str) -> int | None:
+    """How long a page of the stage should take (``seconds_per_item`` x page size), if the spec says."""
+    p = _pricing(spec, name)
+    return None if p.seconds_per_item is None else round(p.seconds_per_item * stage_shape(spec, name)[0])
+
+
 def price_stage(spec: CampaignSpec, plan: StagePlan) -> Decimal:
-    p = spec.stages.get(plan.name).pricing if plan.name in spec.stages and spec.stages[plan.name].pricing \
-        else spec.pricing
+    p = _pricing(spec, plan.name)
     if p.reward is not None:
         return validate_reward(p.reward, spec.provider)
     return reward_per_page(plan.items_per_page, p.seconds_per_item, p.hourly_wage, spec.provider)

@@ -35,7 +35,15 @@ def connector_for(provider: str, environment: str, endpoint: str | None = None) 
     options: dict = {"retry": RetryPolicy(connect_timeout_s=settings.connect_timeout_s,
                                           read_timeout_s=settings.read_timeout_s,
                                           deadline_s=settings.retry_deadline_s)}
-    key = {"toloka": settings.toloka_api_key, "inhouse": settings.inhouse_token}.get(provider)
+    key = {"toloka": settings.toloka_api_key, "inhouse": settings.inhouse_token,
+           "prolific": settings.prolific_api_token}.get(provider)
     if key is not None:
         options["token"] = key.get_secret_value()
+    if provider == "prolific":  # participants are sent to the task server: CROWD_INHOUSE_*
+        if settings.inhouse_endpoint:
+            options["taskserver_url"] = check_endpoint(settings.inhouse_endpoint)
+        if settings.inhouse_token is not None:
+            options["taskserver_token"] = settings.inhouse_token.get_secret_value()
+        options["workspace_id"] = settings.prolific_workspace
+        options["public_url"] = settings.prolific_public_url
     return make_connector(provider, environment, endpoint, **options)

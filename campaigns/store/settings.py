@@ -23,6 +23,14 @@ class Settings(BaseSettings):
     inhouse_endpoint: str | None = None  # your `crowd serve`, e.g. https://tasks.example.org
     # The task server's requester token (its CROWD_SERVE_REQUESTER_TOKEN).
     inhouse_token: SecretStr | None = None
+    # Prolific: the API token (Prolific's own examples read PROLIFIC_API_TOKEN), an endpoint override,
+    # the workspace to use (default: the account's first) and the address participants reach the task
+    # server at (default: CROWD_INHOUSE_ENDPOINT). The task server itself is CROWD_INHOUSE_ENDPOINT/_TOKEN.
+    prolific_api_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("CROWD_PROLIFIC_API_TOKEN", "PROLIFIC_API_TOKEN"))
+    prolific_endpoint: str | None = None
+    prolific_workspace: str | None = None
+    prolific_public_url: str | None = None
     log_level: str = "WARNING"
     # Patience with a marketplace (connectors.retry.RetryPolicy): a call that keeps failing gives up
     # (exit 2) at most retry_deadline_s + connect_timeout_s + read_timeout_s after it began.

@@ -33,7 +33,7 @@ from connectors.local.crowd import Crowd, CrowdRunner, Oracle
 from connectors.local.faults import FaultConfig
 from connectors.local.http import LocalServer
 
-PROVIDERS = ("mturk", "toloka", "inhouse")
+PROVIDERS = ("mturk", "toloka", "inhouse", "prolific")
 
 __all__ = ["FaultConfig", "LocalMarketplace", "start_local", "serve"]
 
@@ -122,8 +122,9 @@ def serve(
     signal.signal(signal.SIGTERM, _interrupt)  # `kill`, systemd, docker stop: stop as on Ctrl-C
     try:
         mp.run_background()
+        also = f"; task server at {mp.server.taskserver_url}" if provider == "prolific" else ""
         print(
-            f"local {provider} marketplace at {mp.url} ({workers} workers, clock x{clock_speed})", flush=True
+            f"local {provider} marketplace at {mp.url}{also} ({workers} workers, clock x{clock_speed})", flush=True
         )
         while True:
             time.sleep(1)

@@ -80,8 +80,10 @@ class Server:
     provider = "inhouse"
 
     def __init__(self, clock: SimClock, crowd: Crowd, faults: FaultConfig | None = None, port: int = 0,
-                 balance: Decimal = Decimal("10000.00"), database_url: str | None = None):
-        """``database_url``: the server's database (default: a new SQLite file in a temporary folder)."""
+                 balance: Decimal = Decimal("10000.00"), database_url: str | None = None,
+                 team: bool = True, **settings: Any):
+        """``database_url``: the server's database (default: a new SQLite file in a temporary folder);
+        ``team``: invite the crowd as the server's own team; ``settings``: more ``ServerSettings``."""
         self.clock, self.crowd, self.port = clock, crowd, port
         self.faults = FaultInjector(faults)
         self.calls: Counter = Counter()
@@ -89,7 +91,8 @@ class Server:
         self._dir = tempfile.mkdtemp(prefix="crowd-inhouse-")
         self.settings = ServerSettings(database_url=database_url or f"sqlite:///{self._dir}/market.db",
                                        requester_token=SecretStr(LOCAL_TOKEN), budget=Decimal(balance),
-                                       login_attempts_per_minute=1_000_000)
+                                       login_attempts_per_minute=1_000_000, **settings)
+        self.with_team = team
         self.db = open_database(self.settings.database_url)
         self.app = create_app(self.settings, db=self.db, clock=clock.now)
         self._uvicorn: Any = None
@@ -118,7 +121,8 @@ class Server:
             if time.monotonic() > deadline or not self._thread.is_alive():
                 raise RuntimeError("the local task server did not start")
             time.sleep(0.01)
-        self.team = Team(self.url, self.db, self.crowd, self.clock)
+        if self.with_team:
+            self.team = Team(self.url, self.db, self.crowd, self.clock)
         return self
 
     def stop(self) -> None:

@@ -121,17 +121,27 @@ class Team:
 
     # ----------------------------------------------------------------- answering
     def submit(self, worker: SimWorker, job: Job, answers: list[dict[str, Any]]) -> None:
-        pairs: list[tuple[str, str]] = [("csrf", job.handle["csrf"])]
-        for fields, answer in zip(job.handle["fields"], answers, strict=True):
-            for f in fields:
-                pairs += _form_values(f, answer.get(f["name"]))
-        r = self.clients[worker.worker_id].post(job.handle["action"], content=urlencode(pairs).encode(),
-                                                headers={"content-type": "application/x-www-form-urlencoded"})
-        if r.status_code not in (200, 303):
-            log.warning("simulated worker %s: submitting %s gave HTTP %s", worker.worker_id, job.ref, r.status_code)
+        post_answers(self.clients[worker.worker_id], worker, job, answers)
 
     def abandon(self, worker: SimWorker, job: Job) -> None:
         return None  # walks away: the reservation lapses at its deadline
+
+
+def post_answers(client: httpx.Client, worker: SimWorker, job: Job, answers: list[dict[str, Any]]) -> None:
+    """Post a page's form as a browser would, from the worker's answers."""
+    pairs: list[tuple[str, str]] = [("csrf", job.handle["csrf"])]
+    for fields, answer in zip(job.handle["fields"], answers, strict=True):
+        for f in fields:
+            pairs += _form_values(f, answer.get(f["name"]))
+    r = client.post(job.handle["action"], content=urlencode(pairs).encode(),
+                    headers={"content-type": "application/x-www-form-urlencoded"})
+    if r.status_code not in (200, 303):
+        log.warning("simulated worker %s: submitting %s gave HTTP %s", worker.worker_id, job.ref, r.status_code)
+
+
+def read_page(where: str, html: str) -> Job | None:
+    """The job a task page holds: its items' texts and controls, and how to post it back."""
+    return _read_page(where, html)
 
 
 def _read_page(where: str, html: str) -> Job | None:
