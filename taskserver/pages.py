@@ -195,15 +195,19 @@ def prolific_entry(lane_id: str, request: Request):
         mine = prolific.held(s, session_id)
     if mine is not None and mine.worker_id != pid:
         return message(request, "Link not valid", "This session belongs to someone else.", status=403, back=None)
-    if mine is None:
+    if mine is None or mine.state == "reserved":  # a page not yet in: the session must still be active
         try:
             sub = link.submission(session_id)
         except prolific.Unavailable:
             return message(request, "Please try again", "Prolific could not be reached to check your session. "
                            "Reload this page in a minute.", status=503, back=None)
         if not sub or sub.get("participant") != pid or sub.get("study_id") != study or sub.get("status") != "ACTIVE":
+            if mine is not None:  # returned or timed out on Prolific: its page goes to someone else
+                with request.app.state.db.write() as s:
+                    queue.release(s, pid, mine.id)
             return message(request, "Link not valid", "Prolific does not know this session as an active one of "
                            "yours. Open the study from Prolific again.", status=403, back=None)
+    if mine is None:
         with request.app.state.db.write() as s:
             lane = prolific.lane_for_study(s, lane_id, study)
             mine = prolific.enter(s, lane, pid, session_id, request.app.state.clock())
@@ -218,16 +222,20 @@ def prolific_entry(lane_id: str, request: Request):
 
 def _complete_on_prolific(request: Request, assignment_id: str, code: str, name: str) -> HTMLResponse:
     link = request.app.state.prolific
-    done = False
+    outcome = "ACTIVE"
     try:
         with request.app.state.db.read() as s:
             session_id = s.get(Assignment, assignment_id).external_id
-        done = link is not None and link.complete(session_id, code)
+        outcome = link.complete(session_id, code) if link is not None else outcome
     except prolific.Unavailable:
-        done = False
-    if done:
+        pass  # stays pending: the next requester fetch tries again
+    if outcome != "ACTIVE":
         with request.app.state.db.write() as s:
-            prolific.mark_completed(s, [assignment_id])
+            prolific.mark(s, {assignment_id: outcome})
+    if outcome not in ("completed", "ACTIVE"):
+        return message(request, "Session closed", f"Prolific holds this session as {outcome.lower()}, so these "
+                       "answers cannot count towards it. Take the study again from Prolific to do another page.",
+                       status=409, worker_name=name, back=None)
     return message(request, "Thank you", "Your answers are in and your submission is complete on Prolific. "
                    "You may close this tab; to do another page, take the study again from Prolific.",
                    worker_name=name, back=None)

@@ -70,15 +70,18 @@ class ProlificLink:
         resp = self._send("GET", f"/submissions/{session_id}/")
         return resp.json() if resp.status_code == 200 else None
 
-    def complete(self, session_id: str, code: str) -> bool:
-        """Complete the submission; True once Prolific holds it as completed (a repeat is harmless:
-        the transition is idempotent, and a session already past ACTIVE counts as done)."""
+    def complete(self, session_id: str, code: str) -> str:
+        """Complete the submission; returns ``completed`` once Prolific holds it as completed (a repeat
+        is harmless: a session already past ACTIVE counts as done), else the state Prolific has it in
+        (``RETURNED``, ``TIMED-OUT``: it will never take this answer; ``gone``: it has no such one)."""
         resp = self._send("POST", f"/submissions/{session_id}/transition/",
                           json={"action": "COMPLETE", "completion_code": code})
         if resp.status_code == 200:
-            return True
+            return "completed"
         now = self.submission(session_id)
-        return bool(now and now.get("status") in DONE_ON_PROLIFIC)
+        if now is None:
+            return "gone"
+        return "completed" if now.get("status") in DONE_ON_PROLIFIC else str(now.get("status"))
 
     def close(self) -> None:
         self._http.close()
@@ -129,24 +132,27 @@ def pending(s: Session) -> list[tuple[str, str, str]]:
     return [(a, e, c) for a, e, c in rows]
 
 
-def mark_completed(s: Session, assignment_ids: list[str]) -> None:
-    for a in s.scalars(select(Assignment).where(Assignment.id.in_(assignment_ids))):
-        a.external_state = "completed"
+def mark(s: Session, outcomes: dict[str, str]) -> None:
+    """Record what Prolific made of each completion (assignment id -> ``complete``'s answer): a
+    completed one is done; one Prolific will never take (returned, timed out) stops being retried."""
+    for a in s.scalars(select(Assignment).where(Assignment.id.in_(list(outcomes)))):
+        a.external_state = outcomes[a.id].lower()[:16]
 
 
 def complete_pending(link: ProlificLink, db) -> int:
     """Tell Prolific of every pending completion; returns how many it now holds."""
     with db.read() as s:
         todo = pending(s)
-    done = []
+    outcomes: dict[str, str] = {}
     for aid, session_id, code in todo:
         try:
-            if link.complete(session_id, code or ""):
-                done.append(aid)
+            outcome = link.complete(session_id, code or "")
         except Unavailable as exc:
             log.warning("Prolific completion of a submission is still pending: %s", exc)
             break
-    if done:
+        if outcome != "ACTIVE":  # still active yet refused: try again next time
+            outcomes[aid] = outcome
+    if outcomes:
         with db.write() as s:
-            mark_completed(s, done)
-    return len(done)
+            mark(s, outcomes)
+    return sum(o == "completed" for o in outcomes.values())

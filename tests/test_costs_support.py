@@ -120,6 +120,12 @@ def market_record(mp) -> MarketRecord:
                 if a.status == "Approved":
                     approved.append((aid, hit.hit_type.reward, hit.max_assignments))
         return MarketRecord(approved, [(b.assignment_id, b.amount) for b in server.bonuses])
+    if mp.provider == "prolific":  # a submission holds one page's work; its bonuses are paid rows
+        st = server.state
+        approved = [(s.id, Decimal(st.studies[s.study_id]["reward"]) / 100, 1)
+                    for s in st.submissions.values() if s.status == "APPROVED"]
+        return MarketRecord(approved, [(s.id, Decimal(c) / 100) for s in st.submissions.values()
+                                       for c in s.bonus_payments])
     st = server.state
     approved = []
     for a in st.store["assignments"].values():

@@ -56,7 +56,7 @@ def test_amount_must_fit_the_provider_precision():
 
 
 def test_unknown_provider_and_dates_before_any_schedule():
-    with pytest.raises(FeeScheduleError, match="unknown provider 'upwork'.*mturk, toloka"):
+    with pytest.raises(FeeScheduleError, match="unknown provider 'upwork'.*mturk, prolific, toloka"):
         fee_schedule("upwork")
     with pytest.raises(FeeScheduleError, match="no mturk fee schedule in effect on 2010-01-01"):
         fee_schedule("mturk", on=date(2010, 1, 1))

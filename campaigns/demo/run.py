@@ -15,6 +15,7 @@ from campaigns.demo.oracles import EXAMPLES, example_oracle
 from campaigns.engine.launch import launch
 from campaigns.engine.poll import poll
 from campaigns.errors import CrowdError
+from campaigns.money.reconcile import reconcile
 from campaigns.quality.pools import blocked_workers
 from campaigns.reports.export import export
 from campaigns.reports.status import costs
@@ -91,6 +92,7 @@ def run_demo(*, provider: str = "mturk", kind: str = "pairwise", items: int | No
                 raise CrowdError(f"demo did not finish within {MAX_SIM_S // 86400} simulated days")
         say(f"done after {polls} polls and {elapsed / 3600:.1f} simulated hours")
         balance_after = mp.balance()
+        check = reconcile(store, spec.name, connector=conn)  # the ledger against the marketplace's records
         sim_workers = list(mp.crowd.workers)
 
     exports = {}
@@ -122,6 +124,8 @@ def run_demo(*, provider: str = "mturk", kind: str = "pairwise", items: int | No
                  "currency": cost["currency"], "marketplace_balance_after": str(balance_after)},
         "workers": {"total": len(seen), "blocked": len(blocked), "spammers_simulated": len(spam_ids),
                     "spammers_blocked": len(spam_ids & blocked)},
+        "reconcile": {"ok": check.ok, "ledger_total": str(check.ledger_total),
+                      "marketplace_total": str(check.provider_total), "differences": check.open_differences},
         "exports": exports, "db": store.engine.url.render_as_string(hide_password=True),
     }
     if ffv is not None:
@@ -164,6 +168,8 @@ def render_summary(d: dict) -> str:
         f"{d['cost']['total']} {d['cost']['currency']}",
         f"  workers: {d['workers']['total']} seen, {d['workers']['blocked']} blocked "
         f"({d['workers']['spammers_blocked']} of {d['workers']['spammers_simulated']} simulated spammers)",
+        f"  reconcile: {'in agreement' if d['reconcile']['ok'] else 'DIFFERENCES'}: ledger "
+        f"{d['reconcile']['ledger_total']} vs marketplace {d['reconcile']['marketplace_total']}",
         "  api calls: " + ", ".join(f"{k} {v}" for k, v in d["api_calls"].items()),
         "  exports: " + ", ".join(f"{k} {v}" for k, v in d["exports"].items()),
         f"  store: {d['db']}",

@@ -40,7 +40,7 @@ import json
 import logging
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -60,7 +60,7 @@ from connectors.base import (
 from connectors.inhouse import InhouseConnector
 from connectors.prolific.client import PROVIDER, ProlificClient
 from connectors.prolific.money import from_cents, to_cents, units_text
-from connectors.retry import RetryPolicy
+from connectors.retry import RetryPolicy, call_with_retry
 
 log = logging.getLogger(__name__)
 PRODUCTION_URL = "https://api.prolific.com"
@@ -71,6 +71,8 @@ SANDBOX_REFUSED = ("Prolific has no sandbox: use environment local, or productio
                    "(POST /api/v1/researchers/participants/, then /api/v1/studies/{id}/test-study)")
 STATUS = {"AWAITING REVIEW": "submitted", "APPROVED": "approved", "PARTIALLY APPROVED": "approved",
           "REJECTED": "rejected"}
+STUDY_MOVED = {"PUBLISH": {"ACTIVE", "SCHEDULED", "PAUSED", "AWAITING REVIEW", "COMPLETED"},
+               "STOP": {"AWAITING REVIEW", "COMPLETED"}}
 WAITING = {"ACTIVE", "RESERVED", "UNKNOWN"}  # the answer may be in, Prolific not yet told
 BULK_APPROVE = 1000
 PAGE_SIZE = 100
@@ -123,6 +125,21 @@ class ProlificConnector:
     def _call(self, operation: str, method: str, path: str, **kw) -> Any:
         return self.api.call(operation, method, path, **kw)
 
+    def _find_or_create(self, operation: str, find: Callable[[], str | None], path: str, body: dict) -> str:
+        """The one way this connector makes a study or a participant group, which Prolific takes no
+        idempotency key for: look it up by its stable name, create it only if absent (one POST, not
+        retried on its own), and retry the two together. A create whose answer was lost is then
+        found by the next attempt's look-up instead of being made twice."""
+        def attempt() -> str:
+            found = find()
+            return found if found is not None else self._call(operation, "POST", path, body=body, once=True)["id"]
+
+        def classify(exc: BaseException) -> tuple[bool, float | None]:
+            return isinstance(exc, ConnectorError) and exc.retryable, None
+
+        return call_with_retry(attempt, classify=classify, policy=self.api.retry, provider=PROVIDER,
+                               operation=operation)
+
     # ----------------------------------------------------------------- account
     def workspace(self) -> str:
         if self._workspace is None:
@@ -167,11 +184,13 @@ class ProlificConnector:
     # ----------------------------------------------------------------- pools and blocks
     def _group(self, name: str, description: str = "") -> str:
         ws = self.workspace()
-        for g in self._call("ListGroups", "GET", "/participant-groups/", params={"workspace_id": ws})["results"]:
-            if g["name"] == name and not g.get("is_deleted"):
-                return g["id"]
-        return self._call("CreateGroup", "POST", "/participant-groups/",
-                          body={"workspace_id": ws, "name": name, "description": description})["id"]
+
+        def find() -> str | None:
+            rows = self._call("ListGroups", "GET", "/participant-groups/", params={"workspace_id": ws})["results"]
+            return next((g["id"] for g in rows if g["name"] == name and not g.get("is_deleted")), None)
+
+        return self._find_or_create("CreateGroup", find, "/participant-groups/",
+                                    {"workspace_id": ws, "name": name, "description": description})
 
     def ensure_pool(self, spec: PoolSpec) -> PoolRef:
         return PoolRef(provider=PROVIDER, ref=self._group(f"crowdbridge:{spec.name}", spec.description), name=spec.name)
@@ -215,12 +234,12 @@ class ProlificConnector:
                                                               "lanes": {n: [] for n in spec.lanes}}))
         extra = dict(ref.extra)
         lanes = {"": ref.ref} | {k.removeprefix("lane:"): v for k, v in ref.extra.items() if k.startswith("lane:")}
-        existing = self._studies_by_name()
         for name, lane in lanes.items():
             reqs = spec.requirements + spec.lanes.get(name, []) if name else spec.requirements
             internal = _internal_name(spec, name)
             code = _completion_code(spec.idempotency_key, name)
-            study = existing.get(internal) or self._create_study(spec, lane, internal, code, reqs)
+            study = self._find_or_create("CreateStudy", lambda n=internal: self._studies_by_name().get(n),
+                                         "/studies/", self._study_body(spec, lane, internal, code, reqs))
             self.tasks._call("ServeAsStudy", "PUT", f"/lanes/{lane}/study",
                              body={"study_id": study, "completion_code": code})
             extra[f"study:{lane}"] = study
@@ -230,7 +249,7 @@ class ProlificConnector:
         rows = self._call("ListStudies", "GET", "/studies/")["results"]
         return {r["internal_name"]: r["id"] for r in rows if r.get("internal_name")}
 
-    def _create_study(self, spec: BatchSpec, lane: str, internal: str, code: str, reqs) -> str:
+    def _study_body(self, spec: BatchSpec, lane: str, internal: str, code: str, reqs) -> dict:
         filters = [{"filter_id": "participant_group_blocklist" if r.exclude else "participant_group_allowlist",
                     "selected_values": [r.pool.ref]} for r in reqs]
         filters.append({"filter_id": "participant_group_blocklist", "selected_values": [self._blocked_group()]})
@@ -238,18 +257,17 @@ class ProlificConnector:
                f"&STUDY_ID={{{{%STUDY_ID%}}}}&SESSION_ID={{{{%SESSION_ID%}}}}")
         text = html.escape(spec.description) + ("<br><br>" + html.escape(spec.instructions).replace("\n", "<br>")
                                                 if spec.instructions else "")
-        body = {"name": spec.title, "internal_name": internal, "description": text, "external_study_url": url,
+        return {"name": spec.title, "internal_name": internal, "description": text, "external_study_url": url,
                 "prolific_id_option": "url_parameters",
                 "completion_codes": [{"code": code, "code_type": "COMPLETED", "actor": "researcher",
                                       "actions": [{"action": "MANUALLY_REVIEW"}]}],
-                "total_available_places": 1, "estimated_completion_time": _estimated_minutes(spec.estimated_duration_s,
-                                                                   spec.assignment_duration_s),
+                "total_available_places": 1,
+                "estimated_completion_time": _estimated_minutes(spec.estimated_duration_s, spec.assignment_duration_s),
                 "maximum_allowed_time": max(1, math.ceil(spec.assignment_duration_s / 60)),
                 "reward": to_cents(spec.reward), "device_compatibility": ["desktop", "tablet", "mobile"],
                 "filters": filters,
                 "submissions_config": {"max_submissions_per_participant": -1, "max_concurrent_submissions": -1},
                 "metadata": json.dumps({"crowdbridge": spec.idempotency_key, "lane": lane})}
-        return self._call("CreateStudy", "POST", "/studies/", body=body)["id"]
 
     def _study_lanes(self, batch: BatchRef) -> dict[str, str]:
         return {k.removeprefix("study:"): v for k, v in batch.extra.items() if k.startswith("study:")}
@@ -261,7 +279,17 @@ class ProlificConnector:
         if want > int(have["total_available_places"]):
             have = self._call("UpdateStudy", "PATCH", f"/studies/{study}/", body={"total_available_places": want})
         if have["status"] == "UNPUBLISHED" and want > 0:
-            self._call("TransitionStudy", "POST", f"/studies/{study}/transition/", body={"action": "PUBLISH"})
+            self._transition_study(study, "PUBLISH")
+
+    def _transition_study(self, study: str, action: str) -> None:
+        """PUBLISH or STOP a study. Prolific refuses a move the study already made, which is what a
+        retry after a lost answer sends: the study's state then says whether it was done."""
+        try:
+            self._call("TransitionStudy", "POST", f"/studies/{study}/transition/", body={"action": action})
+        except ConnectorError:
+            now = self._call("GetStudy", "GET", f"/studies/{study}/")["status"]
+            if now not in STUDY_MOVED[action]:
+                raise
 
     def publish(self, batch: BatchRef, spec: BatchSpec, pages: Sequence[Page]) -> list[PublishedPage]:
         out = self.tasks.publish(batch, spec, pages)
@@ -282,7 +310,7 @@ class ProlificConnector:
             return  # places cannot go down: participants who still arrive are told no page is left
         for study in self._study_lanes(batch).values():
             if self._call("GetStudy", "GET", f"/studies/{study}/")["status"] in ("ACTIVE", "PAUSED"):
-                self._call("TransitionStudy", "POST", f"/studies/{study}/transition/", body={"action": "STOP"})
+                self._transition_study(study, "STOP")
 
     # ----------------------------------------------------------------- answers
     def fetch(self, batch: BatchRef, cursor: str | None, pages: Sequence[str] | None = None) -> FetchResult:

@@ -90,6 +90,8 @@ class Server(LocalServer):
         return hash((mine, self._pages_version())) & 0x7FFFFFFF
 
     def _pages_version(self) -> int:
+        """Changes whenever a page may have become available: pages added, extended or stopped,
+        answers in, or a reservation run out (a participant who walked away frees the page only then)."""
         from sqlalchemy import func, select
 
         from taskserver.models import Assignment, PageRow
@@ -98,7 +100,9 @@ class Server(LocalServer):
             pages = s.execute(select(func.max(PageRow.n), func.sum(PageRow.assignments),
                                      func.count(PageRow.stopped_at))).one()
             answers = s.scalar(select(func.count(Assignment.id)))
-        return hash((tuple(pages), answers))
+            lapsed = s.scalar(select(func.count(Assignment.id)).where(Assignment.state == "reserved",
+                                                                      Assignment.deadline <= self.clock.now()))
+        return hash((tuple(pages), answers, lapsed))
 
     def tick(self, now: datetime) -> None:
         with self.lock:
