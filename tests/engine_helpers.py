@@ -139,6 +139,8 @@ def sequential_connector(provider: str, endpoint: str):
     offers them to the crowd, in the order CreateHIT calls arrive, so only a sequential publish
     gives the same page -> HIT mapping (and the same crowd behaviour) on two marketplaces."""
     options = {"max_workers": 1} if provider == "mturk" else {}
+    if provider == "prolific":  # its task server, as `crowd` finds it
+        options = {"taskserver_url": os.environ["CROWD_INHOUSE_ENDPOINT"]}
     return make_connector(provider, "local", endpoint, **options)
 
 
@@ -192,6 +194,15 @@ def market_state(mp: LocalMarketplace) -> dict[str, Any]:
             assignments = sorted((a.assignment_id, a.hit_id, a.worker_id, a.status)
                                  for a in srv.assignments.values())
             blocked = sorted(srv.blocks)
+        elif mp.provider == "prolific":  # pages live on its task server, submissions on Prolific
+            from taskserver.models import PageRow
+
+            st = mp.server.state
+            with mp.server.tasks.db.read() as s:
+                pages = sorted(s.scalars(select(PageRow.id)))
+            assignments = sorted((x.id, x.study_id, x.participant, x.status) for x in st.submissions.values())
+            blocked = sorted(p for g, row in st.groups.items() if row["name"] == "crowdbridge:blocked"
+                             for p in st.members.get(g, {}))
         else:
             st = mp.server.state
             pages = sorted(st.store["task-suites"])
@@ -202,7 +213,7 @@ def market_state(mp: LocalMarketplace) -> dict[str, Any]:
             "spent": START_BALANCE - mp.balance()}
 
 
-APPROVED = {"mturk": "Approved", "toloka": "ACCEPTED"}
+APPROVED = {"mturk": "Approved", "toloka": "ACCEPTED", "prolific": "APPROVED"}
 
 
 def check_consistent(db: str, mp: LocalMarketplace) -> dict[str, Any]:

@@ -33,11 +33,14 @@ def write_campaign(directory: Path, provider: str, items: int = 8) -> tuple[Path
     rows = [json.loads(x) for x in (EXAMPLE / "items.jsonl").read_text().splitlines() if x.strip()][:items]
     (directory / "items.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     spec = directory / "spec.yaml"
+    # Prolific refuses less than 8.00 an hour: its pages pay more, for a shorter allowed time
+    find, fix, allowed = ("0.20", "0.15", "assignment_duration_s: 300\n") if provider == "prolific" else \
+        ("0.05", "0.03", "")
     spec.write_text(
         f"name: ffv-test\nprovider: {provider}\nkind: ffv\nitems: items.jsonl\n"
         "settings: {goal: Fix factual and grammar errors.}\npage_size: 2\n"
-        "stages: {find: {page_size: 1}, fix: {page_size: 1, pricing: {reward: 0.03}}}\n"
-        "pricing: {reward: 0.05}\nbudget: {cap: 60.00}\n"
+        f"stages: {{find: {{page_size: 1}}, fix: {{page_size: 1, pricing: {{reward: {fix}}}}}}}\n"
+        f"pricing: {{reward: {find}}}\n{allowed}budget: {{cap: 60.00}}\n"
         f"exports: {{dir: {directory / 'exports'}}}\n", encoding="utf-8")
     return spec, rows
 
@@ -80,13 +83,15 @@ def read_jsonl(path: str) -> list[dict]:
     return [json.loads(x) for x in Path(path).read_text(encoding="utf-8").splitlines() if x.strip()]
 
 
-@pytest.mark.parametrize("provider", ["mturk", "toloka"])
-def test_ffv_campaign_runs_per_item_and_fixes_the_seeded_errors(provider, tmp_path):
+@pytest.mark.parametrize("provider", ["mturk", "toloka", "prolific"])
+def test_ffv_campaign_runs_per_item_and_fixes_the_seeded_errors(provider, tmp_path, monkeypatch):
     spec, rows = write_campaign(tmp_path, provider)
     truth_by_id, truth_by_text = _load_ffv_truth(EXAMPLE, rows)
     db = f"sqlite:///{tmp_path / 'crowd.db'}"
     mixed = set()  # item states seen side by side after a poll
     with start_local(provider, workers=20, spammers=0.1, seed=3, oracle=ffv_oracle(truth_by_text)) as mp:
+        if provider == "prolific":
+            monkeypatch.setenv("CROWD_INHOUSE_ENDPOINT", mp.server.taskserver_url)
         launch_in_process(spec, db, mp.url)
         for _ in range(MAX_POLLS):
             mp.advance(STEP_S)

@@ -52,7 +52,7 @@ def test_the_wheel_has_no_dev_packages(installed):
     assert r.stdout.split() == ["True", "True"], r.stderr  # extras really are absent: the test means something
 
 
-@pytest.mark.parametrize("provider", ["mturk", "toloka"])
+@pytest.mark.parametrize("provider", ["mturk", "toloka", "prolific"])
 @pytest.mark.parametrize("kind", ["pairwise", "ffv"])
 def test_crowd_demo_runs_from_the_installed_wheel(installed, tmp_path, provider, kind):
     away = _outside(tmp_path)
@@ -62,7 +62,7 @@ def test_crowd_demo_runs_from_the_installed_wheel(installed, tmp_path, provider,
     assert r.returncode == 0, r.stderr
     summary = json.loads(r.stdout)
     assert summary["items"] == 3 and summary["provider"] == provider and summary["kind"] == kind
-    assert summary["assignments"] > 0
+    assert summary["assignments"] > 0 and summary["reconcile"]["ok"]
     assert all(Path(p).is_file() for p in summary["exports"].values())
 
 

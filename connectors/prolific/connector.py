@@ -250,9 +250,11 @@ class ProlificConnector:
         return {r["internal_name"]: r["id"] for r in rows if r.get("internal_name")}
 
     def _study_body(self, spec: BatchSpec, lane: str, internal: str, code: str, reqs) -> dict:
-        filters = [{"filter_id": "participant_group_blocklist" if r.exclude else "participant_group_allowlist",
-                    "selected_values": [r.pool.ref]} for r in reqs]
-        filters.append({"filter_id": "participant_group_blocklist", "selected_values": [self._blocked_group()]})
+        # One block-list of every group kept out (in any: out); an allow-list per pool required (in each).
+        blocked = sorted({self._blocked_group()} | {r.pool.ref for r in reqs if r.exclude})
+        filters = [{"filter_id": "participant_group_allowlist", "selected_values": [ref]}
+                   for ref in dict.fromkeys(r.pool.ref for r in reqs if not r.exclude)]
+        filters.append({"filter_id": "participant_group_blocklist", "selected_values": blocked})
         url = (f"{self.public_url}/prolific/{lane}?PROLIFIC_PID={{{{%PROLIFIC_PID%}}}}"
                f"&STUDY_ID={{{{%STUDY_ID%}}}}&SESSION_ID={{{{%SESSION_ID%}}}}")
         text = html.escape(spec.description) + ("<br><br>" + html.escape(spec.instructions).replace("\n", "<br>")

@@ -2,13 +2,14 @@
 participants to, with simulated participants who work through both.
 
 ``Server(clock=, crowd=, faults=, port=, balance=)`` is the API (``url``); it starts its own local
-task server (``taskserver_url``, requester token ``local``) set up to check and complete Prolific
-sessions against this API. Faults apply to the Prolific API. A simulated participant sees the
-active studies whose places, filters (participant-group allow and block lists) and submission
-limit let them in, starts a submission, opens the study URL on the task server as a browser would
-(``PROLIFIC_PID``, ``STUDY_ID``, ``SESSION_ID`` filled in), answers the page, and posts it; the task
-server then completes the submission through this API. One who walks away returns the submission;
-one who finds no page returns it too. Submissions past ``maximum_allowed_time`` time out.
+task server (``taskserver_url``, on ``port + 1`` when ``port`` is given; requester token ``local``)
+set up to check and complete Prolific sessions against this API. Faults apply to the Prolific API. A
+simulated participant sees the active studies whose places, filters (participant-group allow and
+block lists) and submission limit let them in, starts a submission, opens the study URL on the task
+server as a browser would (``PROLIFIC_PID``, ``STUDY_ID``, ``SESSION_ID`` filled in), answers the
+page, and posts it; the task server then completes the submission through this API. One who walks
+away returns the submission; one who finds no page returns it too. Submissions past
+``maximum_allowed_time`` time out.
 """
 
 from __future__ import annotations
@@ -40,7 +41,9 @@ class Server(LocalServer):
         super().__init__(clock, crowd, faults=faults, port=port, balance=balance)
         self.state = ProlificState(int(Decimal(balance) * 100))
         self.api = Api(self.state, clock.now, token=LOCAL_TOKEN, rate_limit=rate_limit)
-        self.taskserver_port = taskserver_port
+        # On a given port the task server takes the next one (8768 -> 8769, the connector's local
+        # defaults); on a free port, another free one.
+        self.taskserver_port = taskserver_port or (port + 1 if port else 0)
         self.tasks: TaskServer | None = None
         self._nothing: dict[tuple[str, str], int] = {}  # (participant, study) -> version when no page was left
 
@@ -91,7 +94,7 @@ class Server(LocalServer):
 
     def _pages_version(self) -> int:
         """Changes whenever a page may have become available: pages added, extended or stopped,
-        answers in, or a reservation run out (a participant who walked away frees the page only then)."""
+        answers in, a reservation let go or run out (a participant who walked away frees the page only then)."""
         from sqlalchemy import func, select
 
         from taskserver.models import Assignment, PageRow
@@ -99,10 +102,10 @@ class Server(LocalServer):
         with self.tasks.db.read() as s:
             pages = s.execute(select(func.max(PageRow.n), func.sum(PageRow.assignments),
                                      func.count(PageRow.stopped_at))).one()
-            answers = s.scalar(select(func.count(Assignment.id)))
+            states = sorted(s.execute(select(Assignment.state, func.count()).group_by(Assignment.state)).all())
             lapsed = s.scalar(select(func.count(Assignment.id)).where(Assignment.state == "reserved",
                                                                       Assignment.deadline <= self.clock.now()))
-        return hash((tuple(pages), answers, lapsed))
+        return hash((tuple(pages), tuple(map(tuple, states)), lapsed))
 
     def tick(self, now: datetime) -> None:
         with self.lock:
