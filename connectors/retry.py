@@ -19,7 +19,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -126,8 +126,12 @@ def is_retryable_connector_error(exc: BaseException) -> tuple[bool, float | None
 class AdaptiveRateLimiter:
     """A token bucket whose rate halves on throttling and creeps back up on success (AIMD).
 
-    Shared by the threads that publish one batch, so a throttled marketplace sees the whole
-    client slow down rather than each thread hammering it on its own schedule.
+    Shared by every thread and connector object that talks to one account (``account_limiter``),
+    so a throttled marketplace sees the whole client slow down rather than each thread hammering
+    it on its own schedule. ``acquire`` returns the bucket's generation; a throttle reported with
+    the generation its request was sent under cuts the rate only if no cut happened since: the
+    requests of one concurrent round that are all throttled together halve the rate once, not
+    once per thread (TCP's one cut per window), so many threads do not drive it to the floor.
     """
 
     def __init__(self, rate: float = 10.0, *, min_rate: float = 0.5, max_rate: float | None = None,
@@ -141,29 +145,36 @@ class AdaptiveRateLimiter:
         self._clock, self._sleep = clock, sleep
         self._last = clock()
         self._lock = threading.Lock()
+        self.generation = 0  # cuts so far
+        self.throttles = 0  # throttles reported (a cut or not)
 
     def _refill(self) -> None:
         now = self._clock()
         self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
         self._last = now
 
-    def acquire(self) -> None:
-        """Block until one request may go out."""
+    def acquire(self) -> int:
+        """Block until one request may go out; returns the generation it goes out under."""
         while True:
             with self._lock:
                 self._refill()
                 if self._tokens >= 1.0:
                     self._tokens -= 1.0
-                    return
+                    return self.generation
                 wait = (1.0 - self._tokens) / self.rate
             self._sleep(wait)
 
-    def on_throttle(self) -> None:
-        """The server said slow down: halve the rate (never below ``min_rate``)."""
+    def on_throttle(self, generation: int | None = None) -> None:
+        """The server said slow down: halve the rate (never below ``min_rate``), unless the
+        request was sent before the last cut (``generation`` older than the bucket's)."""
         with self._lock:
+            self.throttles += 1
+            if generation is not None and generation < self.generation:
+                return
             self._refill()
             self.rate = max(self.min_rate, self.rate / 2)
             self._tokens = min(self._tokens, 0.0)
+            self.generation += 1
 
     def on_success(self) -> None:
         """Recover gradually: add 5% of the ceiling per successful call."""
@@ -171,3 +182,32 @@ class AdaptiveRateLimiter:
             if self.rate < self.max_rate:
                 self._refill()
                 self.rate = min(self.max_rate, self.rate + self.max_rate * 0.05)
+
+    def configure(self, rate: float, *, min_rate: float, burst: float | None = None) -> None:
+        """A new ceiling (and floor, and burst) for a bucket already in use."""
+        with self._lock:
+            self._refill()
+            self.max_rate, self.min_rate = rate, min(min_rate, rate)
+            self.rate = min(self.rate, rate) if self.generation else rate
+            self.burst = burst if burst is not None else max(1.0, rate)
+            self._tokens = min(self._tokens, self.burst)
+
+
+_ACCOUNTS: dict[Hashable, AdaptiveRateLimiter] = {}
+_ACCOUNTS_LOCK = threading.Lock()
+
+
+def account_limiter(account: Hashable, rate: float, *, min_rate: float = 0.5,
+                    burst: float | None = None) -> AdaptiveRateLimiter:
+    """The one limiter of ``account`` (e.g. endpoint and access key) in this process.
+
+    A marketplace counts an account's requests, not a client object's: two connectors (or two
+    stages, or a publish and a poll) on one account must draw from one bucket, or together they
+    exceed the limit each keeps. The latest ``rate`` asked for becomes the bucket's ceiling."""
+    with _ACCOUNTS_LOCK:
+        limiter = _ACCOUNTS.get(account)
+        if limiter is None:
+            limiter = _ACCOUNTS[account] = AdaptiveRateLimiter(rate=rate, min_rate=min_rate, burst=burst)
+        elif (limiter.max_rate, limiter.min_rate) != (rate, min(min_rate, rate)):
+            limiter.configure(rate, min_rate=min_rate, burst=burst)
+        return limiter

@@ -86,6 +86,9 @@ def write_campaign(directory: Path, provider: str = "mturk", *, name: str = "eng
 
 
 def market(provider: str, seed: int = 7, **kw: Any) -> LocalMarketplace:
+    """A small local marketplace; MTurk's and Toloka's ids repeat per seed, so two runs' states compare."""
+    if provider in ("mturk", "toloka"):
+        kw.setdefault("id_seed", seed)
     return start_local(provider, workers=6, seed=seed, balance=START_BALANCE, **kw)
 
 

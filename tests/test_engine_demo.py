@@ -28,3 +28,18 @@ def test_demo_default_settings_meet_the_quality_bar(provider, tmp_path):
     assert Decimal("10000.00") - Decimal(cost["marketplace_balance_after"]) == Decimal(cost["total"]) > 0
     assert summary["reconcile"] == {"ok": True, "ledger_total": cost["total"], "marketplace_total": cost["total"],
                                     "differences": 0}
+
+
+def test_demo_figures_do_not_depend_on_the_marketplace_ids(monkeypatch, tmp_path):
+    """Marketplace ids are random; the store once ordered answers by them (its lock order), so
+    the first answers read, which decide trust and overlap, changed with every server start."""
+    import connectors.local as local
+
+    start = local.start_local
+    figures = []
+    for id_seed in (1, 2):
+        monkeypatch.setattr(local, "start_local", lambda *a, _s=id_seed, **k: start(*a, id_seed=_s, **k))
+        summary = run_demo(provider="mturk", seed=0, items=16, out_dir=tmp_path / str(id_seed))
+        figures.append((summary["accuracy"], summary["cost"]["total"], summary["workers"],
+                        {k: v for k, v in summary["api_calls"].items()}))
+    assert figures[0] == figures[1]

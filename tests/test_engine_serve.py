@@ -68,8 +68,10 @@ def test_served_crowd_answers_from_the_examples_truth(tmp_path):
         r = crowd("poll", "--endpoint", url, "--watch", "1", "--json", db=db, cwd=tmp_path, timeout=150)
         assert r.returncode == 0, r.stderr
     accuracy = pairwise_accuracy(open_store(db), "truth", example_oracle(EXAMPLE, rows)[0])
-    # 30 pairs: at random the aggregate would be right on about half (0.75 is 2.7 standard deviations up)
-    assert accuracy["pairs"] >= 25 and accuracy["dawid_skene"] >= 0.75, accuracy
+    # 30 pairs: at random the vote would be right on about half (0.75 is 2.7 standard deviations up).
+    # Majority vote, not Dawid-Skene: on 30 pairs from a crowd that works in real time (so its course
+    # differs run to run) Dawid-Skene's fit of a dozen workers' confusion is what varies, not the answers.
+    assert accuracy["pairs"] >= 25 and accuracy["majority_vote"] >= 0.75, accuracy
 
 
 def test_serve_refuses_a_truth_directory_without_truth(tmp_path):

@@ -9,11 +9,11 @@ from decimal import Decimal
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 from lxml import etree
+from mturk_helpers import ONE_TRY, html_question
+from mturk_helpers import client as mturk_client
 
 from connectors.local import start_local
 from connectors.local.crowd import SimTask
@@ -46,24 +46,14 @@ def form(body: str) -> str:
         '<!DOCTYPE html><html><head><script src="https://assets.crowd.aws/crowd-html-elements.js">'
         f"</script></head><body><crowd-form>{body}</crowd-form></body></html>"
     )
-    return (
-        f'<HTMLQuestion xmlns="{BASE}2011-11-11/HTMLQuestion.xsd"><HTMLContent><![CDATA[{html}]]>'
-        "</HTMLContent><FrameHeight>0</FrameHeight></HTMLQuestion>"
-    )
+    return html_question(html, frame_height=0)
 
 
 PAGE = form(item_html(0, "Say <hi>") + item_html(1, "Say bye"))
 
 
 def client(url: str):
-    return boto3.client(
-        "mturk",
-        endpoint_url=url,
-        region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-        config=Config(retries={"total_max_attempts": 1}),
-    )
+    return mturk_client(url, retries=ONE_TRY)
 
 
 def hit_args(**over: object) -> dict:

@@ -7,15 +7,13 @@ This is issue 2's "done when" walked through end to end against the separately s
 from __future__ import annotations
 
 import json
-import time
 from decimal import Decimal
 from pathlib import Path
 
-import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 from engine_helpers import served as serve_local
+from mturk_helpers import ONE_TRY, client, wait_until
 
 XSD = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mturk-xsd"
 HTML = """<HTMLQuestion xmlns="http://mechanicalturk.amazonaws.com/AWSMechanicalTurkDataSchemas/2011-11-11/HTMLQuestion.xsd">
@@ -47,23 +45,8 @@ def served():
     assert proc.returncode == 0  # SIGTERM ends it cleanly
 
 
-def _client(url):
-    return boto3.client("mturk", endpoint_url=url, region_name="us-east-1", aws_access_key_id="x",
-                        aws_secret_access_key="y", config=Config(retries={"total_max_attempts": 1}))
-
-
-def _wait(predicate, seconds=30.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError("condition not reached in time")
-
-
 def test_plain_boto3_gets_the_services_behaviour(served):
-    mt = _client(served)
+    mt = client(served, retries=ONE_TRY)
     start = Decimal(mt.get_account_balance()["AvailableBalance"])
 
     qual = mt.create_qualification_type(Name="arith", Description="simple test", QualificationTypeStatus="Active",
@@ -91,11 +74,11 @@ def test_plain_boto3_gets_the_services_behaviour(served):
     assert set(hits) <= set(listed) and len(listed) == len(set(listed))
 
     # workers take the test (auto-scored by the answer key) and only those scoring 100 work
-    scored = _wait(lambda: mt.list_workers_with_qualification_type(
-        QualificationTypeId=qual["QualificationTypeId"], MaxResults=100)["Qualifications"])
+    scored = wait_until(lambda: mt.list_workers_with_qualification_type(
+        QualificationTypeId=qual["QualificationTypeId"], MaxResults=100)["Qualifications"], 30)
     assert all(q["IntegerValue"] in (0, 100) for q in scored)
     qualified = {q["WorkerId"] for q in scored if q["IntegerValue"] == 100}
-    submitted = _wait(lambda: mt.list_assignments_for_hit(HITId=hits[0])["Assignments"])
+    submitted = wait_until(lambda: mt.list_assignments_for_hit(HITId=hits[0])["Assignments"], 30)
     a = submitted[0]
     assert a["WorkerId"] in qualified
     if XSD.is_dir():

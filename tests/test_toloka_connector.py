@@ -122,10 +122,10 @@ def test_crash_after_upload_then_rerun_creates_each_page_once(market):
     crashing = TolokaConnector("local", market.url, retry=FAST)
     batch = crashing.create_batch(s)
 
-    def crash(pool_id):
-        raise RuntimeError("process killed before the pool was opened")
+    def crash(operation_id):
+        raise RuntimeError("process killed before the suites were recorded")
 
-    crashing.client.open_pool = crash
+    crashing.client.get_operation_log = crash
     with pytest.raises(RuntimeError):
         crashing.publish(batch, s, pages(4))
     fresh = TolokaConnector("local", market.url, retry=FAST)  # a new process: no caches
@@ -227,3 +227,20 @@ def poll_from(conn: TolokaConnector, batch, mp, cursor: str, want: int, rounds: 
             break
         mp.advance(1800)
     return got, cursor
+
+
+def test_locales_select_workers_by_country_and_read_back_in_toloka_kit(market):
+    """A locale is a country code: it used to go out as RegionByPhone (a region id), which Toloka
+    rejects and toloka-kit cannot read back (``int("US")``)."""
+    import toloka.client as toloka
+
+    conn = TolokaConnector("local", market.url, retry=FAST)
+    s = spec("in-gb", overlap=2, locales=["GB", "IN"])
+    batch = conn.create_batch(s)
+    pool = toloka.TolokaClient("local", url=market.url, retries=0).get_pool(batch.ref)  # structures back
+    (either,) = pool.filter.and_  # toloka-kit keeps a pool's filter as an AND of conditions
+    assert {(type(c), c.value) for c in either.or_} == {(toloka.filter.Country, "GB"), (toloka.filter.Country, "IN")}
+    conn.publish(batch, s, pages(2))
+    got, _ = poll(conn, batch, market, want=4)
+    countries = {w.worker_id: w.country for w in market.crowd.workers}
+    assert got and {countries[a.worker_id] for a in got} <= {"GB", "IN"}

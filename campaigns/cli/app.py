@@ -106,7 +106,17 @@ def emit_json(obj: Any) -> None:
 def run(fn: Callable[[], Any]) -> Any:
     """Turn the library's errors into one line and an exit code. A store file this command
     created is removed again when the command fails before writing anything to it, so a refusal
-    (a budget, a dead endpoint, a sandbox that does not exist) leaves no empty store behind."""
+    (a budget, a dead endpoint, a sandbox that does not exist) leaves no empty store behind.
+    The error classes are imported only once something failed: SQLAlchemy and the connectors
+    take a third of a second to import, which a command like ``aggregate`` never needs."""
+    try:
+        return fn()
+    except Exception as exc:  # noqa: BLE001 - sorted by _failure; a bug of ours still gets one line
+        raise _failure(exc) from None
+
+
+def _failure(exc: Exception) -> typer.Exit:
+    """The line and exit code for an error out of a command (see ``run``)."""
     import logging
 
     from sqlalchemy.exc import DBAPIError
@@ -121,23 +131,19 @@ def run(fn: Callable[[], Any]) -> Any:
         err.print(message, markup=False, highlight=False, soft_wrap=True)
         return typer.Exit(code)
 
-    try:
-        return fn()
-    except ProviderUnreachable as exc:
-        raise fail(f"error: provider unreachable after retries: {exc}", 2) from None
-    except (CrowdError, ConnectorError, InputError, PayoutsError) as exc:
-        raise fail(f"error: {exc}", 1) from None
-    except DBAPIError as exc:  # the database refused (read-only, locked, gone)
+    if isinstance(exc, ProviderUnreachable):
+        return fail(f"error: provider unreachable after retries: {exc}", 2)
+    if isinstance(exc, (CrowdError, ConnectorError, InputError, PayoutsError)):
+        return fail(f"error: {exc}", 1)
+    if isinstance(exc, DBAPIError):  # the database refused (read-only, locked, gone)
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
-        raise fail(f"error: the store refused the change: {reason}", 1) from None
-    except OSError as exc:  # a file or folder argument the system refused
+        return fail(f"error: the store refused the change: {reason}", 1)
+    if isinstance(exc, OSError):  # a file or folder argument the system refused
         where = f": {exc.filename}" if exc.filename else ""
-        raise fail(f"error: {exc.strerror or exc}{where}", 1) from None
-    except Exception as exc:  # noqa: BLE001 - a bug of ours still gets one line, its traceback in the log
-        logging.getLogger("crowd").debug("unexpected error", exc_info=True)
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise fail(f"error: internal error {type(exc).__name__}: {first} (CROWD_LOG_LEVEL=DEBUG shows the "
-                   "traceback)", 1) from None
+        return fail(f"error: {exc.strerror or exc}{where}", 1)
+    logging.getLogger("crowd").debug("unexpected error", exc_info=exc)  # a bug of ours: one line, traceback in the log
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return fail(f"error: internal error {type(exc).__name__}: {first} (CROWD_LOG_LEVEL=DEBUG shows the traceback)", 1)
 
 
 _fresh: list[tuple[Any, Path]] = []  # (store, SQLite file) opened by this command where none was

@@ -1,10 +1,11 @@
 """The poll's cursor: what is new on the marketplace for one stage since the last poll.
 
-The cursor is the connector's opaque position (MTurk: the HITs still watched and the assignments
-seen; Toloka: the last assignment's time and id), kept in ``PollCursor``. A fetch reads only the
-stage's own open publications from it; the ingest step writes the advanced cursor in the same
-transaction as the answers it brought, so a crash between the two fetches them again and
-insert-ignore keeps one copy.
+The cursor is the connector's opaque position (MTurk: each open HIT's answer counts when last read
+and the assignments read; Toloka: the last assignments' time and ids), kept in ``PollCursor``, so a
+poll in a new process reads only what changed since. A fetch is given the stage's own open
+publications (``page_refs``), never the whole account or HIT type; the ingest step writes the
+advanced cursor in the same transaction as the answers it brought, so a crash between the two
+fetches them again and insert-ignore keeps one copy.
 """
 
 from __future__ import annotations

@@ -52,13 +52,17 @@ def ingest(store: Store, campaign: Campaign, stage: Stage, result: FetchResult) 
                          submitted_at=a.submitted_at, raw=a.raw, answers=a.answers, parse_error=a.parse_error,
                          fetched_at=utcnow())
                     for a in result.assignments]
-            new = store.insert_ignore(s, Assignment, rows, ["provider", "assignment_id"])
+            # Stored in the order they were handed in (the marketplace's ids are random, and the
+            # first answers read decide trust and overlap), which is also a fixed lock order.
+            new = store.insert_ignore(s, Assignment, rows, ["provider", "assignment_id"],
+                                      order=["submitted_at", "provider", "assignment_id"])
             store.insert_ignore(s, Worker, [dict(provider=campaign.provider, worker_id=w) for w in
                                             sorted({a.worker_id for a in result.assignments})],
                                 ["provider", "worker_id"])
             stored = s.exec(select(Assignment).where(
                 Assignment.provider == campaign.provider,
-                Assignment.assignment_id.in_([a.assignment_id for a in result.assignments]))).all()
+                Assignment.assignment_id.in_([a.assignment_id for a in result.assignments]))
+                .order_by(Assignment.id)).all()  # as received: an index on the marketplace's ids must not order them
             keys = sorted({k for p in pages.values() for k in p.task_keys})
             tasks = {t.key: t for t in s.exec(select(Task).where(Task.stage_id == stage.id,
                                                                   Task.key.in_(keys))).all()}

@@ -64,11 +64,14 @@ def _record(store: Store, campaign: Campaign, stage: Stage, pages: list[Page], b
 
 
 def publish_stage(store: Store, conn: Connector, campaign_id: int, *, stage_name: str,
-                  progress: Progress | None = None, chunk: int = 25, until: int | None = None,
+                  progress: Progress | None = None, chunk: int | None = None, until: int | None = None,
                   page_ids: list[int] | None = None) -> PublishReport:
     """Create the batch if needed and publish every planned page that has no publication yet;
     with ``until``, only as many (in page order) as bring the stage's published planned pages to
-    ``until``. With ``page_ids``, those pages instead (adaptive overlap's follow-up pages)."""
+    ``until``. With ``page_ids``, those pages instead (adaptive overlap's follow-up pages).
+    ``chunk``: pages per ``publish`` call, by default the connector's ``publish_chunk`` (enough to
+    keep its threads busy, or one Toloka operation) else 25."""
+    chunk = chunk or getattr(conn, "publish_chunk", 25)
     with store.session() as s:
         campaign = s.get(Campaign, campaign_id)
         stage = s.exec(select(Stage).where(Stage.campaign_id == campaign_id, Stage.name == stage_name)).one()

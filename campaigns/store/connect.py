@@ -39,6 +39,9 @@ def connector_for(provider: str, environment: str, endpoint: str | None = None) 
            "prolific": settings.prolific_api_token}.get(provider)
     if key is not None:
         options["token"] = key.get_secret_value()
+    if provider == "mturk":
+        options.update({k: v for k, v in (("rate", settings.mturk_rate),
+                                          ("max_workers", settings.mturk_concurrency)) if v is not None})
     if provider == "prolific":  # participants are sent to the task server: CROWD_INHOUSE_*
         if settings.inhouse_endpoint:
             options["taskserver_url"] = check_endpoint(settings.inhouse_endpoint)

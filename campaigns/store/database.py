@@ -177,21 +177,24 @@ class Store:
 
     # ------------------------------------------------------------------ idempotent inserts
     def insert_ignore(self, session: Session, model_cls: type[SQLModel], rows: list[dict[str, Any]],
-                      conflict_cols: Sequence[str] | None = None) -> int:
+                      conflict_cols: Sequence[str] | None = None,
+                      order: Sequence[str] | None = None) -> int:
         """Insert rows, skipping those that hit a unique constraint; return how many were inserted.
 
         ``conflict_cols`` names the unique constraint to check (``None``: any). Missing columns get
         the model's defaults (timestamps, JSON defaults). One cached statement is executed for all
         rows (SQLAlchemy batches it into multi-row INSERTs) and the inserted rows are counted from
-        ``RETURNING``. Rows go in ``conflict_cols`` order, so two PostgreSQL transactions inserting
-        overlapping batches take their row locks in the same order and cannot deadlock.
+        ``RETURNING``. Rows go in ``order`` (default ``conflict_cols``) order, so two PostgreSQL
+        transactions inserting overlapping batches take their row locks in the same order and cannot
+        deadlock; any columns whose values a row always has work, and the order is also the order of
+        the new primary keys.
         """
         if not rows:
             return 0
         table = model_cls.__table__  # type: ignore[attr-defined]
         values = _with_defaults(model_cls, table, rows)
-        if conflict_cols:
-            values.sort(key=lambda v: tuple(str(v.get(c)) for c in conflict_cols))
+        if order or conflict_cols:
+            values.sort(key=lambda v: tuple(str(v.get(c)) for c in (order or conflict_cols)))
         insert = pg_insert if self.dialect == "postgresql" else sqlite_insert
         target = list(conflict_cols) if conflict_cols else None
         stmt = insert(table).on_conflict_do_nothing(index_elements=target)

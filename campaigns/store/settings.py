@@ -19,6 +19,11 @@ class Settings(BaseSettings):
     toloka_api_key: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("CROWD_TOLOKA_API_KEY", "TOLOKA_API_KEY"))
     mturk_endpoint: str | None = None  # overrides the environment's MTurk endpoint
+    # MTurk's pace (connectors.mturk.connector.RATE / CONCURRENCY): requests per second for the account
+    # (the ceiling its AIMD limiter halves on throttling and climbs back to) and calls in flight.
+    # Unset: 5/s and 8 on production and the sandbox, 1000/s and 32 on the local server.
+    mturk_rate: float | None = Field(default=None, gt=0)
+    mturk_concurrency: int | None = Field(default=None, ge=1, le=256)
     toloka_endpoint: str | None = None  # overrides the environment's Toloka endpoint
     inhouse_endpoint: str | None = None  # your `crowd serve`, e.g. https://tasks.example.org
     # The task server's requester token (its CROWD_SERVE_REQUESTER_TOKEN).

@@ -7,6 +7,12 @@ Tests and the demo need time that they control (auto-approval after three days m
 three days), while ``crowd local serve`` wants time that moves by itself. ``speed == 0`` means
 only ``advance`` moves the clock; ``speed X > 0`` adds X simulated seconds per wall second on
 top of whatever was advanced manually.
+
+Simulated time starts at the wall-clock time the clock is made (unless ``start`` is given): third-party
+clients compute times from their own clock (``ExpireAt=now`` to expire a HIT, ``submitted_gte=now - 1h``,
+toloka.streaming's ``created_lte=now - lag``), so a server must not live in another year. At speed 1 the
+simulated clock *is* the wall clock; above 1 (or after ``advance``) it runs ahead of it, which a client
+that bounds its queries by wall-clock now cannot see until the wall clock catches up.
 """
 
 from __future__ import annotations
@@ -15,14 +21,12 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 
-DEFAULT_START = datetime(2024, 1, 1, tzinfo=UTC)
-
 
 class SimClock:
     def __init__(self, speed: float = 0.0, start: datetime | None = None):
         if speed < 0:
             raise ValueError("speed must be >= 0")
-        start = start or DEFAULT_START
+        start = start or datetime.now(UTC)
         if start.tzinfo is None:
             start = start.replace(tzinfo=UTC)
         self.speed = speed

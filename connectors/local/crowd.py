@@ -2,7 +2,9 @@
 
 API
 ---
-- ``SimWorker(worker_id, accuracy, seconds_per_item, spammer, position_bias, abandon_rate, country="US")``
+- ``SimWorker(worker_id, accuracy, seconds_per_item, spammer, position_bias, abandon_rate, country="US",
+  subdivision=None, master=False, adult=True, prior_approved=0, prior_rejected=0)``; the last five are
+  the worker's standing before the server started (what MTurk's system qualifications read).
 - ``SimField(name, kind, options=[], default="", text="")`` with ``kind`` one of
   ``"choice" | "multi_choice" | "text" | "spans"`` (for ``spans``, ``options`` are the labels).
 - ``SimTask(item, inputs, fields, truth=None)``: one item as a worker sees it; ``inputs`` are the
@@ -43,6 +45,7 @@ log = logging.getLogger(__name__)
 FieldKind = Literal["choice", "multi_choice", "text", "spans"]
 
 COUNTRIES = ["US"] * 6 + ["IN", "IN", "GB", "CA", "DE", "PH"]
+US_STATES = ["CA", "TX", "FL", "NY", "PA", "IL", "OH", "GA", "NC", "MI", "WA", "AZ"]
 FILLER = ["good", "fine", "ok", "better", "the", "text", "answer", "clear", "yes", "no"]
 
 
@@ -55,6 +58,13 @@ class SimWorker:
     position_bias: float
     abandon_rate: float
     country: str = "US"
+    # the worker's standing on the marketplace before this server started (MTurk's system
+    # qualifications read it): drawn apart from the fields above so adding one changes no one's work
+    subdivision: str | None = None  # ISO 3166-2 state, US workers only (as MTurk has it)
+    master: bool = False
+    adult: bool = True
+    prior_approved: int = 0
+    prior_rejected: int = 0
 
 
 @dataclass
@@ -130,6 +140,17 @@ def _valid(f: SimField, value: Any) -> bool:
     return isinstance(value, str)
 
 
+def _draw_standing(worker: SimWorker, rng: random.Random) -> None:
+    """Marketplace history: most workers have hundreds to thousands of approved HITs at 95-100%,
+    a few are new; about one in six is a Master (only experienced, well-rated workers are)."""
+    worker.subdivision = rng.choice(US_STATES) if worker.country == "US" else None
+    worker.adult = rng.random() < 0.85
+    worker.prior_approved = 0 if rng.random() < 0.1 else int(10 ** rng.uniform(1.5, 4.5))
+    rate = rng.uniform(0.93, 1.0) if rng.random() < 0.9 else rng.uniform(0.75, 0.93)
+    worker.prior_rejected = round(worker.prior_approved * (1 - rate) / rate) if worker.prior_approved else 0
+    worker.master = worker.prior_approved >= 1000 and rate >= 0.98 and rng.random() < 0.5
+
+
 class Crowd:
     """A deterministic population of simulated workers and how they answer."""
 
@@ -170,6 +191,8 @@ class Crowd:
                     country=rng.choice(COUNTRIES),
                 )
             )
+        for w in self.workers:
+            _draw_standing(w, random.Random(f"standing:{seed}:{w.worker_id}"))
         self.by_id = {w.worker_id: w for w in self.workers}
 
     def answer(self, task: SimTask, worker: SimWorker, rng: random.Random) -> dict[str, Any]:

@@ -3,19 +3,27 @@
 Mapping: a batch is a HIT type (and one more per lane), a page is a HIT (HTMLQuestion crowd-form), a pool is a
 qualification type, a screening test is a qualification type with Test + AnswerKey (MTurk scores
 it), a block is a worker block. Every API call goes through ``_call``: counted in ``calls``, paced
-by the rate limiter when asked, retried by the shared tenacity policy (botocore's own retries are
-off), and a ``ClientError`` becomes a ``ConnectorError`` carrying MTurk's ``TurkErrorCode``.
+by the account's AIMD rate limiter (``rate`` requests/s, one bucket per endpoint and access key in
+the process), retried by the shared tenacity policy (botocore's own retries are off), and a
+``ClientError`` becomes a ``ConnectorError`` carrying MTurk's ``TurkErrorCode``. ``max_workers``
+threads keep calls in flight so the limiter, not the round trip, sets the pace.
 
 Item keys travel in the HIT's ``RequesterAnnotation`` as ``"{page_id};{key0},{key1},..."`` (the
 engine keeps keys short and free of ``;`` and ``,``), so any process can map ``i{k}`` back.
 
-``fetch`` cursor (compact JSON): ``{"v": 1, "open": {HITId: {"a": annotation, "m": [multi-choice
-fields], "s": [assignment ids seen]}}}``. Only unfinished HITs are kept, so it is bounded by the open
-pages, not by all pages ever published. Cost per poll: ceil(reviewable HITs of the type / 100)
-ListReviewableHITs + one ListAssignmentsForHIT per open HIT (more only past 100 assignments on one
-HIT). The first poll (cursor None) also pages through ListHITs once (ceil(account HITs / 100)) to
-discover the batch's HITs. Pages published into a batch after its first poll are picked up when
-published or extended by the same connector object; another process should restart from cursor None.
+``fetch`` follows HITs: the caller's ``pages`` (a campaign reads only what it published, though
+ListHITs shows the whole account) or, without them, the batch's HITs (found by HIT type on the first
+poll, then those in the cursor and those this object published). A poll pages through ListHITs
+(100 HITs a call, each with its assignment counts) until it has seen every followed HIT, then calls
+ListAssignmentsForHIT only for HITs whose ``answer_counts`` moved since the cursor: a new answer,
+or an approval or rejection (so a changed state is read again). Idle poll: ceil(HITs listed / 100)
+calls, the followed HITs plus any the account lists before them; busy: one more per changed HIT
+(more past 100 assignments on one). The counts are read before the assignments, so an answer
+submitted in between moves them and the next poll reads it. Cursor (compact JSON): ``{"v": 2,
+"open": {HITId: {"c": [answers in, decided], "s": {AssignmentId: "S"|"A"|"R"}, "f": 1 if
+finished}}}``; finished (Reviewable) HITs are reported in ``finished_pages`` and kept only while
+the caller still passes them, so it is bounded by the open pages. A v1 cursor reads as one whose
+HITs were never counted: each is listed once more and its new answers only are returned.
 """
 
 from __future__ import annotations
@@ -56,7 +64,7 @@ from connectors.base import (
 )
 from connectors.mturk import render
 from connectors.mturk.answers import AnswerParseError, parse_answer
-from connectors.retry import AdaptiveRateLimiter, RetryPolicy, call_with_retry
+from connectors.retry import RetryPolicy, account_limiter, call_with_retry
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +81,12 @@ THROTTLE_CODES = {"Throttling", "ThrottlingException", "TooManyRequestsException
                   "AWS.MechanicalTurk.Throttled", "ServiceUnavailable", "SlowDown"}
 RETRYABLE_CODES = THROTTLE_CODES | {"ServiceFault", "AWS.MechanicalTurk.ServiceFault", "InternalFailure",
                                     "InternalError", "ServiceUnavailableException"}
+# Requests per second an account may send (the limiter's ceiling), and calls in flight. MTurk's
+# guide gives no figure, only that it "limits the velocity of requests" (a 503 or a throttling
+# error past it); 5/s is the production figure issue 19 works with, and the AIMD limiter finds the
+# real one below it. The local server has no limit of its own: 1000/s never binds there.
+RATE = {"local": 1000.0, "sandbox": 5.0, "production": 5.0}
+CONCURRENCY = {"local": 32, "sandbox": 8, "production": 8}
 _HIT_ID_IN_MESSAGE = re.compile(r"\bHIT(?:\s*Id|\s+with\s+ID)[\s:=\"']*([A-Z0-9]{20,40})\b", re.IGNORECASE)
 
 
@@ -104,6 +118,19 @@ def split_annotation(text: str | None) -> tuple[str | None, list[str]]:
     return page_id, [k for k in keys.split(",") if k]
 
 
+FINISHED_STATUSES = {"Reviewable", "Reviewing", "Disposed"}  # nothing left to hand out or to come in
+
+
+def answer_counts(hit: dict[str, Any]) -> tuple[int, int]:
+    """(answers in, answers decided) from a HIT's counts. Answers in (submitted, approved or
+    rejected) = MaxAssignments - Available - Pending, which every submission raises whether a
+    server counts submitted ones in NumberOfAssignmentsCompleted or not; accepting and returning
+    leave it alone. Decided = NumberOfAssignmentsCompleted (approved or rejected, on MTurk)."""
+    total = int(hit.get("MaxAssignments", 0))
+    waiting = int(hit.get("NumberOfAssignmentsAvailable", 0)) + int(hit.get("NumberOfAssignmentsPending", 0))
+    return max(0, total - waiting), int(hit.get("NumberOfAssignmentsCompleted", 0))
+
+
 def money(amount: Decimal, operation: str) -> str:
     """USD amount as MTurk's "0.00" string; refuses fractions of a cent rather than rounding."""
     try:
@@ -118,18 +145,30 @@ def money(amount: Decimal, operation: str) -> str:
 
 @dataclass
 class _Hit:
-    """What fetch needs to know about one open HIT (also its cursor entry)."""
+    """What fetch knows of one HIT it follows (also its cursor entry): the answer counts ListHITs
+    showed when its assignments were last read, and the status of every assignment read."""
 
     annotation: str | None = None
     multi: list[str] = field(default_factory=list)
-    seen: set[str] = field(default_factory=set)
+    seen: dict[str, str] = field(default_factory=dict)  # AssignmentId -> "S"|"A"|"R" as read ("?": not known)
+    counts: tuple[int, int] | None = None  # (answers in, answers decided) at the last read; None: never read
+    done: bool = False  # MTurk has nothing left to hand out (Reviewable)
 
     def dump(self) -> dict[str, Any]:
-        return {"a": self.annotation, "m": self.multi, "s": sorted(self.seen)}
+        out: dict[str, Any] = {"s": self.seen}
+        if self.counts is not None:
+            out["c"] = list(self.counts)
+        if self.done:
+            out["f"] = 1
+        return out
 
     @classmethod
     def load(cls, d: dict[str, Any]) -> _Hit:
-        return cls(d.get("a"), list(d.get("m", [])), set(d.get("s", [])))
+        seen = d.get("s", {})
+        if isinstance(seen, list):  # a v1 cursor kept ids only
+            seen = dict.fromkeys(seen, "?")
+        counts = (int(d["c"][0]), int(d["c"][1])) if "c" in d else None
+        return cls(d.get("a"), list(d.get("m", [])), dict(seen), counts, bool(d.get("f")))
 
 
 class MTurkConnector:
@@ -138,17 +177,23 @@ class MTurkConnector:
     provider = PROVIDER
 
     def __init__(self, environment: str = "local", endpoint_url: str | None = None, *,
-                 region: str = "us-east-1", max_workers: int = 4, retry: RetryPolicy | None = None,
-                 session: boto3.Session | None = None):
+                 region: str = "us-east-1", max_workers: int | None = None, rate: float | None = None,
+                 retry: RetryPolicy | None = None, session: boto3.Session | None = None):
+        """``rate``: requests per second for the account (the ceiling of its AIMD limiter);
+        ``max_workers``: calls in flight at once (publishing, polling, closing). Defaults per
+        environment in ``RATE`` and ``CONCURRENCY``."""
         if environment not in ENDPOINTS:
             raise ValueError(f"unknown environment {environment!r}; expected one of {', '.join(ENDPOINTS)}")
         self.environment = environment
         self.endpoint_url = endpoint_url or ENDPOINTS[environment]
-        self.max_workers = max(1, max_workers)
+        self.max_workers = max(1, max_workers or CONCURRENCY[environment])
+        self.rate = float(rate or RATE[environment])
+        if self.rate <= 0:
+            raise ValueError(f"rate must be positive, got {rate}")
         self.retry = dataclasses.replace(retry or RetryPolicy(), endpoint=self.endpoint_url)
         self.calls: Counter = Counter()
-        # MTurk allows a few requests per second per account; the local server can take far more.
-        self.limiter = AdaptiveRateLimiter(rate=100.0 if environment == "local" else 5.0, min_rate=0.5)
+        # enough pages per publish call to keep every thread busy between the engine's store writes
+        self.publish_chunk = max(25, 8 * self.max_workers)
         session = session or boto3.Session()
         keys: dict[str, str] = {}
         if environment == "local" and session.get_credentials() is None:
@@ -162,6 +207,11 @@ class MTurkConnector:
                           connect_timeout=self.retry.connect_timeout_s, read_timeout=self.retry.read_timeout_s,
                           max_pool_connections=max(10, self.max_workers * 2)),
             **keys)
+        credentials = session.get_credentials()
+        account = keys.get("aws_access_key_id") or (credentials.access_key if credentials else None)
+        self.limiter = account_limiter((PROVIDER, self.endpoint_url, account), self.rate,
+                                       min_rate=min(self.rate, max(0.5, self.rate / 100)),
+                                       burst=max(1.0, self.rate))
         self._lock = threading.Lock()
         # HITTypeId -> HITId -> info for HITs this object published or extended, until a fetch carries them
         self._hits: dict[str, dict[str, _Hit]] = {}
@@ -201,13 +251,13 @@ class MTurkConnector:
         return (exc.code in THROTTLE_CODES or "throttl" in exc.code.lower()
                 or "rate exceeded" in exc.message.lower())
 
-    def _call(self, operation: str, *, paced: bool = False, **params: Any) -> dict[str, Any]:
-        """One MTurk operation with counting, optional pacing and retries."""
+    def _call(self, operation: str, *, paced: bool = True, **params: Any) -> dict[str, Any]:
+        """One MTurk operation with counting, pacing and retries. Every call (and every retry)
+        takes a token from the account's limiter: MTurk counts all of an account's requests."""
         method = getattr(self.client, xform_name(operation))
 
         def attempt() -> dict[str, Any]:
-            if paced:
-                self.limiter.acquire()
+            generation = self.limiter.acquire() if paced else None
             with self._lock:
                 self.calls[operation] += 1
             try:
@@ -215,7 +265,9 @@ class MTurkConnector:
             except (ClientError, BotoConnectionError, HTTPClientError) as exc:
                 error = self._error(operation, exc)
                 if paced and error.retryable and self._is_throttle(error):
-                    self.limiter.on_throttle()
+                    self.limiter.on_throttle(generation)
+                elif paced and isinstance(exc, ClientError):
+                    self.limiter.on_success()  # an answer, if a refusal: the pace was fine
                 raise error from exc
             except BotoCoreError as exc:  # parameter validation etc.: our bug or bad input, not retried
                 raise ConnectorError(PROVIDER, operation, type(exc).__name__, str(exc)) from exc
@@ -364,7 +416,7 @@ class MTurkConnector:
                       Question=self._question(page, spec), RequesterAnnotation=note,
                       UniqueRequestToken=request_token(page.idempotency_key))
         try:
-            hit_id, created = self._call("CreateHITWithHITType", paced=True, **params)["HIT"]["HITId"], True
+            hit_id, created = self._call("CreateHITWithHITType", **params)["HIT"]["HITId"], True
         except ConnectorError as exc:
             if "HitAlreadyExists" not in exc.code:
                 raise
@@ -380,8 +432,10 @@ class MTurkConnector:
                              assignments=assignments)
 
     def publish(self, batch: BatchRef, spec: BatchSpec, pages: Sequence[Page]) -> list[PublishedPage]:
-        """One HIT per page, ``max_workers`` at a time under the adaptive rate limiter. Safe to
-        repeat: the same page (idempotency key) returns its existing HIT with ``created=False``."""
+        """One HIT per page, ``max_workers`` at a time under the account's rate limiter. Safe to
+        repeat, and to kill at any point: the same page (idempotency key, hence UniqueRequestToken)
+        returns its existing HIT with ``created=False``; past the token's 24 hours ``published``
+        finds it by its annotation."""
         for page in pages:  # fail on bad input before anything is published
             annotation(page)
             self._question(page, spec)
@@ -403,11 +457,28 @@ class MTurkConnector:
         return list(found.values())
 
     # ------------------------------------------------------------------ fetching answers
-    def _discover(self, hit_types: Sequence[str]) -> dict[str, _Hit]:
-        """All HITs of the HIT types with what fetch needs, from ListHITs (first poll only)."""
-        return {hit["HITId"]: _Hit(hit.get("RequesterAnnotation"),
-                                   render.multi_choice_fields_from_html(hit.get("Question", "")))
-                for hit in self._pages("ListHITs", "HITs") if hit.get("HITTypeId") in hit_types}
+    def _listing(self, follow: set[str] | None, hit_types: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """ListHITs entries (each with its assignment counts) of the HITs in ``follow``, paging
+        only until every one was seen; ``follow`` None: every HIT of ``hit_types`` (all pages).
+        ListHITs shows the whole account, so anything else on it is skipped, never read further."""
+        found: dict[str, dict[str, Any]] = {}
+        if follow is not None and not follow:
+            return found
+        for hit in self._pages("ListHITs", "HITs"):
+            if (hit["HITId"] in follow) if follow is not None else (hit.get("HITTypeId") in hit_types):
+                found[hit["HITId"]] = hit
+                if follow is not None and len(found) == len(follow):
+                    break
+        return found
+
+    def _hit_alone(self, hit_id: str) -> dict[str, Any] | None:
+        """A followed HIT that ListHITs did not show (deleted, or not listed yet): GetHIT, None if gone."""
+        try:
+            return self._call("GetHIT", HITId=hit_id)["HIT"]
+        except ConnectorError as exc:
+            if "HITDoesNotExist" in exc.code:
+                return None
+            raise
 
     def _raw(self, a: dict[str, Any], info: _Hit) -> RawAssignment:
         page_id, keys = split_annotation(info.annotation)
@@ -425,59 +496,80 @@ class MTurkConnector:
             accepted_at=a.get("AcceptTime"), submitted_at=a.get("SubmitTime"), raw=raw, answers=answers,
             parse_error=error)
 
-    def _poll_hit(self, hit_id: str, info: _Hit) -> list[RawAssignment]:
-        if info.annotation is None:
-            hit = self._call("GetHIT", HITId=hit_id)["HIT"]
-            info.annotation = hit.get("RequesterAnnotation")
-            info.multi = render.multi_choice_fields_from_html(hit.get("Question", ""))
-        new = []
-        for a in self._pages("ListAssignmentsForHIT", "Assignments", HITId=hit_id,
-                             AssignmentStatuses=["Submitted", "Approved", "Rejected"]):
-            if a["AssignmentId"] not in info.seen:
-                info.seen.add(a["AssignmentId"])
-                new.append(self._raw(a, info))
-        return new
+    def _read_hit(self, hit_id: str, info: _Hit) -> list[RawAssignment]:
+        """The HIT's assignments not read before, or read in another state (approved, rejected).
+        Paging stops once the answers the counts promised are in: MTurk hands a NextToken with
+        every full or partial page, and following it would cost a call for an empty page."""
+        new, read, token = [], 0, None
+        expected = info.counts[0] if info.counts else None
+        while True:
+            page = self._call("ListAssignmentsForHIT", HITId=hit_id, MaxResults=100,
+                              AssignmentStatuses=["Submitted", "Approved", "Rejected"],
+                              **({"NextToken": token} if token else {}))
+            for a in page.get("Assignments", []):
+                status = str(a.get("AssignmentStatus", "Submitted"))[:1]
+                before = info.seen.get(a["AssignmentId"])
+                info.seen[a["AssignmentId"]] = status
+                if before is None or before not in ("?", status):
+                    new.append(self._raw(a, info))
+            read += len(page.get("Assignments", []))
+            token = page.get("NextToken")
+            # more than the counts said are answers submitted since: the next poll's counts show them
+            if not token or not page.get("Assignments") or (expected is not None and read >= expected):
+                return new
 
     def fetch(self, batch: BatchRef, cursor: str | None, pages: Sequence[str] | None = None) -> FetchResult:
         """New assignments of the batch since ``cursor`` (see the module docstring for its cost).
         With ``pages``, exactly those HITs are read: a HIT type is shared by every HIT with the
         same properties, so the HIT type alone would hand another campaign's work to this one."""
-        if cursor:
-            try:
-                state = json.loads(cursor)
-                open_hits = {h: _Hit.load(d) for h, d in state["open"].items()}
-            except (ValueError, KeyError, TypeError, AttributeError) as exc:
-                raise ConnectorError(PROVIDER, "fetch", "InvalidCursor", f"unreadable cursor: {exc}") from exc
-        elif pages is None:
-            open_hits = self._discover(batch.lanes)
-        else:
-            open_hits = {}
+        try:
+            state = json.loads(cursor) if cursor else {"open": {}}
+            follow = {h: _Hit.load(d) for h, d in state["open"].items()}
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+            raise ConnectorError(PROVIDER, "fetch", "InvalidCursor", f"unreadable cursor: {exc}") from exc
         with self._lock:
             mine = {(lane, h): info for lane in batch.lanes for h, info in self._hits.get(lane, {}).items()}
-        for (_, hit_id), info in mine.items():
-            open_hits.setdefault(hit_id, _Hit(info.annotation, list(info.multi)))
         if pages is not None:
-            wanted = set(pages)
-            unknown = wanted - set(open_hits)
-            if len(unknown) > 1:  # e.g. a first poll in another process: one ListHITs pass, not a GetHIT each
-                seen = self._discover(batch.lanes)
-                open_hits.update({h: seen[h] for h in unknown if h in seen})
-            open_hits = {h: open_hits.get(h) or _Hit() for h in wanted}
-
-        # Learn which HITs are done *before* listing their assignments, so a HIT seen done here
-        # had every assignment in the listing that follows.
-        done = {h["HITId"] for lane in batch.lanes for status in ("Reviewable", "Reviewing")
-                for h in self._pages("ListReviewableHITs", "HITs", HITTypeId=lane, Status=status)}
-        hit_ids = sorted(open_hits)
-        results = self._map(lambda h: self._poll_hit(h, open_hits[h]), hit_ids)
+            follow = {h: follow.get(h) or _Hit() for h in dict.fromkeys(pages)}
+        else:
+            for (_, hit_id), info in mine.items():
+                follow.setdefault(hit_id, _Hit(info.annotation, list(info.multi)))
+        # The counts are read *before* the assignments: an answer submitted after this moves its
+        # HIT's counts, so the next poll reads it even when the listing below already missed it.
+        hits = self._listing(set(follow) if cursor or pages is not None else None, batch.lanes)
+        for hit_id in hits:
+            follow.setdefault(hit_id, _Hit())
+        for hit_id in sorted(set(follow) - set(hits)):
+            hit = self._hit_alone(hit_id)
+            if hit is not None:
+                hits[hit_id] = hit
+        changed = []
+        for hit_id, info in follow.items():
+            hit = hits.get(hit_id)
+            if hit is None:
+                continue
+            counts = answer_counts(hit)
+            if counts != info.counts and (info.counts is not None or counts[0] > 0):
+                changed.append(hit_id)
+                info.annotation = hit.get("RequesterAnnotation", info.annotation)
+                info.multi = render.multi_choice_fields_from_html(hit.get("Question", "")) or info.multi
+            info.counts, info.done = counts, hit.get("HITStatus") in FINISHED_STATUSES
+        # Answers come back in MTurk's listing order (the order the HITs were created), never in the
+        # order of their ids: ids are random, and what is ingested first decides trust and overlap.
+        order = {h: n for n, h in enumerate(hits)}
+        changed.sort(key=lambda h: order.get(h, len(order)))
+        results = self._map(lambda h: self._read_hit(h, follow[h]), changed)
         assignments = [a for batch_of in results for a in batch_of]
-        finished = [h for h in hit_ids if h in done]
-        for h in finished:
-            del open_hits[h]
+        finished = sorted((h for h, info in follow.items() if info.done or h not in hits),
+                          key=lambda h: order.get(h, len(order)))
+        for hit_id in finished:
+            # a HIT gone from MTurk is dropped; a finished one stays while the caller still waits on it
+            if pages is None or hit_id not in hits:
+                del follow[hit_id]
         with self._lock:  # now carried by the cursor
             for lane, hit_id in mine:
                 self._hits.get(lane, {}).pop(hit_id, None)
-        state = {"v": 1, "open": {h: info.dump() for h, info in open_hits.items()}}
+        state = {"v": 2, "open": {h: info.dump() for h, info in sorted(follow.items())}}
         return FetchResult(assignments=assignments, cursor=json.dumps(state, separators=(",", ":")),
                            finished_pages=finished)
 

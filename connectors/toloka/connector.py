@@ -18,25 +18,33 @@ call is retried by ``connectors.retry`` on 429 (honouring ``Retry-After``), 5xx 
 errors, never on other 4xx. Errors become ``ConnectorError(provider="toloka")`` with Toloka's
 code and, for a VALIDATION_ERROR, the first invalid field path in ``field``.
 
-Idempotency: suites are created in chunks with async ``operation_id = uuid5(batch key + page
-keys)``; a re-run finds the operation and returns its suites (``created=False``). Bonuses use
+Idempotency: suites are created in chunks (as many as one request takes) with async
+``operation_id = uuid5(batch key + page keys)``; a re-run's create is answered with the existing
+operation and returns its suites (``created=False``). Bonuses use
 ``operation_id = uuid5(idempotency key)``.
 
 ``fetch`` cursor (compact JSON): ``{"p": {pool id: state}}``, one state per lane of the batch
 (its pool, then one pool per lane, named ``batch id + "#" + lane name``); a state is
-``{"t": latest submitted time read, "i": [ids read at exactly t], "o": {open suite id: assignments
-still expected}, "m": highest suite id known}`` (a cursor that is one bare state is read as the
-batch's own pool's). Each poll reads
-``submitted_gte=t`` (skipping ``i``) up to ``lag`` seconds before now, so late-indexed
-assignments are not jumped over.
-Cost per poll and lane: one ``GET /assignments`` page (``submitted_gte`` with an id tie-break when one
-instant fills a page), one ``GET /task-suites`` for suites newer than ``m``, and one
-``GET /task-suites/{id}`` per page whose expected count was reached (to confirm it is finished).
+``{"t": lag seconds before the latest submitted time read, "i": [ids read from t on], "o": {open
+suite id: assignments still expected}, "m": highest suite id known}`` (a cursor that is one bare
+state is read as the batch's own pool's). Each poll reads ``submitted_gte=t``, skipping ``i``: the
+last ``lag`` seconds are read again, so an assignment indexed a little after its ``submitted`` time
+is not jumped over, and no bound comes from this machine's clock (a local server's runs ahead).
+Cost per poll and lane: one ``GET /assignments`` page (pool, status and ``submitted_gte``, with an id
+tie-break when one instant fills a page), one ``GET /task-suites`` for suites newer than ``m``, and,
+to confirm that pages whose expected count was reached are finished, one ``GET /task-suites/{id}``
+for one page or one ``GET /task-suites`` listing of the pool per 100,000 suites for several.
+With ``pages`` (the engine's open pages) the suites are listed only when a page is new to the
+cursor, and a lane none of whose pages is open is not read: an idle poll is one call per lane
+with open pages. Toloka has no "changed since" filter, so an approval or rejection made elsewhere
+is not read again here (each would cost one more read per lane and poll); the review step asks
+Toloka about an assignment whose state it finds changed.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import re
@@ -84,18 +92,33 @@ T = TypeVar("T")
 DEFAULT_LOCAL_URL = "http://127.0.0.1:8766"
 NAMESPACE = uuid.UUID("6f0c1b2e-9a57-4c1e-8f7d-2b3c4d5e6f70")
 TAG = "crowdbridge"
+MAX_INPUT_BYTES = 1_000_000  # Toloka takes at most 1,048,576 bytes of input values in one request
 _ID_SEGMENT = re.compile(r"/[^/]*\d[^/]*(?=/|$)")  # "/v1/pools/123/open" -> "/v1/pools/{id}/open"
 _STATUS = {"SUBMITTED": "submitted", "ACCEPTED": "approved", "REJECTED": "rejected"}
 
 
 class _CountingClient(tc.TolokaClient):
-    """toloka-kit's client with every HTTP request reported (retries included)."""
+    """toloka-kit's client with every HTTP request reported (retries included).
+
+    It also notes the operation ids Toloka answered ``OPERATION_ALREADY_EXISTS`` for: toloka-kit
+    turns that answer into the existing operation, so this is how a create can tell that an
+    earlier run made its objects without asking first (one request per chunk saved)."""
 
     on_request: Callable[[str], None] = staticmethod(lambda op: None)
 
     def _raw_request(self, method, path, **kwargs):  # noqa: ANN001, ANN202 - toloka-kit's signature
         self.on_request(f"{method.upper()} {_ID_SEGMENT.sub('/{id}', path)}")
-        return super()._raw_request(method, path, **kwargs)
+        try:
+            return super()._raw_request(method, path, **kwargs)
+        except ApiError as exc:
+            op_id = (kwargs.get("params") or {}).get("operation_id")
+            if exc.code == "OPERATION_ALREADY_EXISTS" and op_id:
+                self.existing_operations.add(str(op_id))
+            raise
+
+    @functools.cached_property
+    def existing_operations(self) -> set[str]:
+        return set()
 
 
 def op_uuid(*parts: str) -> uuid.UUID:
@@ -112,7 +135,7 @@ class TolokaConnector:
         *,
         token: str | None = None,
         retry: RetryPolicy | None = None,
-        chunk: int = 500,
+        chunk: int = 10_000,
         fetch_limit: int = 500,
         lag_s: float = 10.0,
         timeout: float | None = None,
@@ -140,6 +163,7 @@ class TolokaConnector:
         # connect and read timeouts on every request (``timeout`` overrides the policy's read timeout)
         timeout_s = httpx.Timeout(timeout or policy.read_timeout_s, connect=policy.connect_timeout_s)
         self.chunk, self.fetch_limit, self.lag = chunk, fetch_limit, timedelta(seconds=lag_s)
+        self.publish_chunk = chunk  # pages the engine hands to one publish call: one operation
         self.calls: Counter = Counter()
         self.retried: Counter = Counter()  # failures retried, per error code (429s show as TOO_MANY_REQUESTS)
         if environment == "local" or endpoint_url:
@@ -384,7 +408,9 @@ class TolokaConnector:
             else:
                 conditions.append(skill >= req.min_score)
         if spec.locales:
-            conditions.append(tf.FilterOr([tf.RegionByPhone.in_(c) for c in spec.locales]))
+            # Locales are ISO country codes: Toloka's profile country takes them as they are (RegionByPhone
+            # wants a geobase region id, which toloka-kit cannot read back from a country code).
+            conditions.append(tf.FilterOr([tf.Country == c for c in spec.locales]))
         if not conditions:
             return None
         return tf.FilterAnd(conditions) if len(conditions) > 1 else conditions[0]
@@ -447,6 +473,10 @@ class TolokaConnector:
         return widgets
 
     def publish(self, batch: BatchRef, spec: BatchSpec, pages: Sequence[Page]) -> list[PublishedPage]:
+        """Each lane's pages as task suites, in as few async operations as Toloka takes: up to
+        ``chunk`` suites (Toloka recommends at most 10,000 per request) and ``MAX_INPUT_BYTES`` of
+        input values each. Per operation: one POST (which also opens the pool) and one read of its
+        log, plus toloka-kit's ``wait_operation`` looks while Toloka still works on it."""
         if not pages:
             return []
         widgets = self._check_shape(pages)
@@ -454,52 +484,45 @@ class TolokaConnector:
         self._ensure_project(spec, widgets)
         out: dict[str, PublishedPage] = {}
         for pool_id, lane_pages in by_lane.items():
-            if not lane_pages:
-                continue
-            for start in range(0, len(lane_pages), self.chunk):
-                chunk = lane_pages[start : start + self.chunk]
-                op_id = op_uuid(spec.idempotency_key, pool_id, *[p.idempotency_key for p in chunk])
-                out.update(self._publish_chunk(pool_id, spec, chunk, op_id))
-            pool = self._call("publish", lambda pid=pool_id: self.client.get_pool(pid))
-            if pool.status.value != "OPEN":
-                self._call("publish", lambda pid=pool_id: self.client.open_pool(pid))
+            for chunk in self._chunks(pool_id, spec, lane_pages):
+                op_id = op_uuid(spec.idempotency_key, pool_id, *[p.idempotency_key for p, _ in chunk])
+                out.update(self._publish_chunk(spec, chunk, op_id))
         return [out[p.page_id] for p in pages]
 
-    def _publish_chunk(
-        self, pool_id: str, spec: BatchSpec, chunk: Sequence[Page], op_id: uuid.UUID
-    ) -> dict[str, PublishedPage]:
-        try:
-            op = self._call("publish", lambda: self.client.get_operation(str(op_id)))
-            created = False
-        except ConnectorError as exc:
-            if exc.code != "DOES_NOT_EXIST":
-                raise
-            suites = [
-                tc.TaskSuite(
-                    pool_id=pool_id,
-                    overlap=page.assignments or spec.assignments_per_page,
-                    tasks=[
-                        tc.task.BaseTask(
-                            input_values=forms.input_values(item, page.page_id),
-                            known_solutions=[tc.task.BaseTask.KnownSolution(output_values=known)]
-                            if (known := forms.known_solution(item))
-                            else None,
-                        )
-                        for item in page.items
-                    ],
-                )
-                for page in chunk
-            ]
-            op = self._call(
-                "publish",
-                lambda: self.client.create_task_suites_async(
-                    suites, operation_id=op_id, async_mode=True, allow_defaults=True, skip_invalid_items=False
-                ),
-            )
-            op = self._call("publish", lambda: self.client.wait_operation(op, disable_progress=True))
-            created = True
+    def _chunks(self, pool_id: str, spec: BatchSpec, pages: Sequence[Page]) -> list[list[tuple[Page, Any]]]:
+        """(page, its task suite) in runs that fit one request; the same pages always give the
+        same runs, so a re-run derives the same operation ids."""
+        chunks: list[list[tuple[Page, Any]]] = []
+        size = 0
+        for page in pages:
+            tasks = [tc.task.BaseTask(input_values=forms.input_values(item, page.page_id),
+                                      known_solutions=[tc.task.BaseTask.KnownSolution(output_values=known)]
+                                      if (known := forms.known_solution(item)) else None)
+                     for item in page.items]
+            suite = tc.TaskSuite(pool_id=pool_id, overlap=page.assignments or spec.assignments_per_page, tasks=tasks)
+            n = sum(len(json.dumps(t.input_values, ensure_ascii=False).encode("utf-8")) for t in tasks)
+            if not chunks or len(chunks[-1]) >= self.chunk or size + n > MAX_INPUT_BYTES:
+                chunks.append([])
+                size = 0
+            chunks[-1].append((page, suite))
+            size += n
+        return chunks
+
+    def _publish_chunk(self, spec: BatchSpec, chunk: Sequence[tuple[Page, Any]],
+                       op_id: uuid.UUID) -> dict[str, PublishedPage]:
+        # A repeat of an operation Toloka already has is answered with that operation (toloka-kit
+        # handles OPERATION_ALREADY_EXISTS), so nothing is created twice and no look-up goes first.
+        op = self._call(
+            "publish",
+            lambda: self.client.create_task_suites_async(
+                [suite for _, suite in chunk], operation_id=op_id, async_mode=True, allow_defaults=True,
+                skip_invalid_items=False, open_pool=True,
+            ),
+        )
+        created = str(op_id) not in self.client.existing_operations
+        op = self._call("publish", lambda: self.client.wait_operation(op, disable_progress=True))
         log = self._call("publish", lambda: self.client.get_operation_log(op.id))
-        overlap = {p.page_id: p.assignments or spec.assignments_per_page for p in chunk}
+        overlap = {p.page_id: p.assignments or spec.assignments_per_page for p, _ in chunk}
         out: dict[str, PublishedPage] = {}
         for item in log:
             if not item.success:
@@ -562,13 +585,12 @@ class TolokaConnector:
             parse_error=error,
         )
 
-    def _new_assignments(self, pool_id: str, since: datetime | None, seen: set[str]) -> list[Any]:
-        """Assignments submitted from ``since`` until ``lag`` ago, paged by (submitted, id).
+    def _read_since(self, pool_id: str, since: datetime | None) -> list[Any]:
+        """Every assignment submitted from ``since`` on, each once, paged by (submitted, id).
 
-        The lag leaves the most recent moments for the next poll, so an assignment that becomes
-        visible a little after its ``submitted`` time is not jumped over."""
-        out: list[Any] = []
-        until = {"submitted_lt": datetime.now(UTC) - self.lag}
+        No upper bound from this machine's clock: the server's clock may differ (a local server's
+        simulated time runs ahead of it), and the cursor's lag is taken from the answers read."""
+        out: dict[str, Any] = {}
         query: dict[str, Any] = {"submitted_gte": since} if since else {}
         while True:
             res = self._call(
@@ -579,23 +601,21 @@ class TolokaConnector:
                     sort=["submitted", "id"],
                     limit=self.fetch_limit,
                     **q,
-                    **until,
                 ),
             )
-            out += [a for a in res.items if a.id not in seen]
-            seen.update(a.id for a in res.items)
+            out.update((a.id, a) for a in res.items)
             if not res.has_more or not res.items:
-                return out
+                return list(out.values())
             first, last = res.items[0], res.items[-1]
             if (
                 first.submitted == last.submitted
             ):  # one instant fills the page: walk it by id, then go past it
-                out += self._walk_instant(pool_id, last.submitted, last.id, seen)
+                out.update((a.id, a) for a in self._walk_instant(pool_id, last.submitted, last.id))
                 query = {"submitted_gt": last.submitted}
-            else:  # re-read from the last instant; ``seen`` drops the repeats
+            else:  # re-read from the last instant; ``out`` keeps one copy of the repeats
                 query = {"submitted_gte": last.submitted}
 
-    def _walk_instant(self, pool_id: str, instant: datetime, after_id: str, seen: set[str]) -> list[Any]:
+    def _walk_instant(self, pool_id: str, instant: datetime, after_id: str) -> list[Any]:
         out: list[Any] = []
         while True:
             res = self._call(
@@ -610,61 +630,100 @@ class TolokaConnector:
                     limit=self.fetch_limit,
                 ),
             )
-            out += [a for a in res.items if a.id not in seen]
-            seen.update(a.id for a in res.items)
+            out += res.items
             if not res.has_more or not res.items:
                 return out
             after_id = res.items[-1].id
 
     def fetch(self, batch: BatchRef, cursor: str | None, pages: Sequence[str] | None = None) -> FetchResult:
-        """New assignments of every lane of the batch; the cursor keeps one state per pool. A pool
-        belongs to one batch only, so ``pages`` narrows nothing here (the engine keeps its own)."""
+        """New assignments of every lane of the batch; the cursor keeps one state per pool. With
+        ``pages`` (the suites the caller still waits on) a poll lists suites only when one of them
+        is new to the cursor, and reads a pool's assignments only while one of them is open in it."""
         state = json.loads(cursor) if cursor else {}
         lanes = {batch.ref: state} if "t" in state else state.get("p", {})  # "t": one pool, as before lanes
+        waiting = None if pages is None else set(pages)
+        known = {s for lane in lanes.values() for s in lane.get("o", {})}
+        list_suites = waiting is None or bool(waiting - known)
         assignments, finished = [], []
         for pool_id in batch.lanes:
-            result = self._fetch_pool(pool_id, lanes.get(pool_id) or {"t": None, "i": [], "o": {}, "m": None})
+            result = self._fetch_pool(pool_id, lanes.get(pool_id) or {"t": None, "i": [], "o": {}, "m": None},
+                                      list_suites, waiting)
             assignments += result.assignments
             finished += result.finished_pages
             lanes[pool_id] = json.loads(result.cursor)
+        if list_suites and waiting is not None:  # still unknown: a page reopened after it was finished
+            known = {s for lane in lanes.values() for s in lane["o"]} | set(finished)
+            for suite_id in sorted(waiting - known):
+                suite = self._call("fetch", lambda s=suite_id: self.client.get_task_suite(s))
+                if not suite.remaining_overlap:
+                    finished.append(suite_id)
+                elif suite.pool_id in lanes:
+                    lanes[suite.pool_id]["o"][suite_id] = suite.remaining_overlap
         return FetchResult(assignments=assignments, finished_pages=finished,
                            cursor=json.dumps({"p": lanes}, separators=(",", ":")))
 
-    def _fetch_pool(self, pool_id: str, state: dict[str, Any]) -> FetchResult:
-        since = datetime.fromisoformat(state["t"]).replace(tzinfo=UTC) if state["t"] else None
-        new = self._new_assignments(pool_id, since, set(state["i"]))
-        query = {"id_gt": state["m"]} if state["m"] else {}  # pages published since the last poll
-        suites = self._call(
-            "fetch",
-            lambda: self.client.find_task_suites(pool_id=pool_id, sort=["id"], limit=100_000, **query),
-        )
+    def _fetch_pool(self, pool_id: str, state: dict[str, Any], list_suites: bool = True,
+                    waiting: set[str] | None = None) -> FetchResult:
+        read: list[Any] = []
+        # assignments before suites: a suite listed after the read cannot have answers the read missed
+        if waiting is None or list_suites or waiting & set(state["o"]):  # else all its pages are in
+            since = datetime.fromisoformat(state["t"]).replace(tzinfo=UTC) if state["t"] else None
+            read = self._read_since(pool_id, since)
+        known = set(state["i"])
+        new = [a for a in read if a.id not in known]
         open_pages: dict[str, int] = dict(state["o"])
-        for suite in suites.items:
-            state["m"] = suite.id
-            if not suite.mixed:
-                open_pages[suite.id] = suite.overlap or 0
+        if list_suites:
+            query = {"id_gt": state["m"]} if state["m"] else {}  # pages published since the last poll
+            suites = self._call(
+                "fetch",
+                lambda: self.client.find_task_suites(pool_id=pool_id, sort=["id"], limit=100_000, **query),
+            )
+            for suite in suites.items:
+                state["m"] = suite.id
+                if not suite.mixed:
+                    open_pages[suite.id] = suite.overlap or 0
         for a in new:
             if a.task_suite_id in open_pages and a.status.value != "REJECTED":
                 open_pages[a.task_suite_id] -= 1
         finished = []
-        for suite_id, left in list(open_pages.items()):
-            if left <= 0:  # as many answers as asked for: confirm nothing is left to hand out
-                suite = self._call("fetch", lambda s=suite_id: self.client.get_task_suite(s))
-                if suite.remaining_overlap:
-                    open_pages[suite_id] = suite.remaining_overlap
-                else:
-                    finished.append(suite_id)
-                    del open_pages[suite_id]
-        if new:  # the cursor: the latest instant and the ids already read at it
-            last = max(a.submitted for a in new)
-            earlier = state["i"] if _iso(last) == state["t"] else []
-            state["t"], state["i"] = _iso(last), [a.id for a in new if a.submitted == last] + earlier
+        full = [s for s, left in open_pages.items() if left <= 0]  # as many answers as asked for
+        for suite_id, remaining in self._remaining(pool_id, full).items():  # confirm nothing is left
+            if remaining:
+                open_pages[suite_id] = remaining
+            else:
+                finished.append(suite_id)
+                del open_pages[suite_id]
+        if read:  # the cursor: ``lag`` before the newest answer read, and the ids read from then on
+            # (re-read next time, so one indexed a little after its ``submitted`` time is not jumped over)
+            state["t"] = max(state["t"] or "", _iso(max(a.submitted for a in read) - self.lag))
+            state["i"] = [a.id for a in read if _iso(a.submitted) >= state["t"]]
         next_state = {"t": state["t"], "i": sorted(set(state["i"])), "o": open_pages, "m": state["m"]}
         return FetchResult(
             assignments=[self._raw(a) for a in new],
             finished_pages=finished,
             cursor=json.dumps(next_state, separators=(",", ":")),
         )
+
+    def _remaining(self, pool_id: str, suite_ids: list[str]) -> dict[str, int]:
+        """How many more times Toloka will hand out each suite: one GET for one suite, else one
+        listing of the pool's suites from the lowest id to the highest (per 100,000): a call per
+        suite would make a busy poll cost one call per finished page."""
+        if not suite_ids:
+            return {}
+        if len(suite_ids) == 1:
+            suite = self._call("fetch", lambda: self.client.get_task_suite(suite_ids[0]))
+            return {suite_ids[0]: suite.remaining_overlap or 0}
+        wanted, found = set(suite_ids), {}
+        ordered = sorted(wanted, key=lambda s: (len(s), s))  # Toloka's ids: fixed-width, in creation order
+        query: dict[str, Any] = {"id_gte": ordered[0]}
+        while wanted - set(found):
+            res = self._call("fetch", lambda q=query: self.client.find_task_suites(
+                pool_id=pool_id, sort=["id"], limit=100_000, id_lte=ordered[-1], **q))
+            found.update({s.id: s.remaining_overlap or 0 for s in res.items if s.id in wanted})
+            if not res.has_more or not res.items:
+                break
+            query = {"id_gt": res.items[-1].id}
+        return found
 
     # ------------------------------------------------------------------ review and money
     def _review(self, operation: str, assignment_id: str, status: str, message: str | None) -> None:

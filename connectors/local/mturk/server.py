@@ -3,7 +3,12 @@
 Each ``op_<Operation>`` method holds only what the service *does*; request validation and
 response shaping happen once, in ``wire``. The server is also the ``crowd.Market`` the simulated
 crowd works on: workers see the Assignable HITs they qualify for (taking a qualification's test
-first when they need it), and submit crowd-form answers in MTurk's real formats.
+first when they need it), and submit what each page posts, in MTurk's real formats (``questions``).
+Every operation of botocore's model is served. Workers carry MTurk's system qualifications
+(Masters, Locale, approval rate and count, Adult; ``state.SYSTEM_QUALIFICATION_TYPES``), ask for
+requestable qualifications that have no test (``ListQualificationRequests``), and HIT-type events
+go out as MTurk's notifications (``notify``). Ids are fresh per start unless ``id_seed`` is given;
+nothing here orders by an id's value, so the crowd does the same work either way.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import base64
 import heapq
 import itertools
 import random
+import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -21,14 +27,21 @@ from connectors.local.clock import SimClock
 from connectors.local.crowd import Crowd, Job, Offer, SimWorker
 from connectors.local.faults import FaultConfig
 from connectors.local.http import LocalServer, Request, Response
+from connectors.local.mturk import notify, wire
 from connectors.local.mturk import questions as q
-from connectors.local.mturk import wire
+from connectors.local.mturk.notify import Notifier
+from connectors.local.mturk.review_policies import ReviewPolicies
 from connectors.local.mturk.state import (
     HIT,
+    LOCALE_QT,
+    MASTERS_QTS,
+    SYSTEM_QT_CREATED,
+    SYSTEM_QUALIFICATION_TYPES,
     Assignment,
     Bonus,
     HITType,
     Qualification,
+    QualificationRequest,
     QualificationType,
     TestAttempt,
     assignment_fee,
@@ -43,9 +56,10 @@ TOKEN_TTL_S = 24 * 3600
 OVERRIDE_WINDOW_S = 30 * 24 * 3600
 MAX_OFFERS = 20
 
-LOCALE_QT = "00000000000000000071"
-# system qualifications every simulated worker holds (value), besides Locale
-SYSTEM_QTS = {"000000000000000000L0": 99, "00000000000000000040": 5000, "00000000000000000060": 1}
+ID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+MAX_INTEGER_VALUES, MAX_LOCALE_VALUES = 15, 30  # per In / NotIn requirement
+# ASCII control characters MTurk refuses in text shown to workers (RequesterFeedback)
+FORBIDDEN_CONTROL = {chr(c) for c in [*range(0, 9), 11, 12, *range(14, 32)]}
 NUMERIC = {"LessThan", "LessThanOrEqualTo", "GreaterThan", "GreaterThanOrEqualTo", "EqualTo", "NotEqualTo"}
 
 
@@ -67,6 +81,15 @@ def _locale_key(locale: dict[str, str]) -> tuple[str, str | None]:
     return locale["Country"], locale.get("Subdivision")
 
 
+def _check_feedback(text: str) -> None:
+    """MTurk's rule for RequesterFeedback: up to 1024 characters, no ASCII control characters but
+    tab, newline and carriage return; an empty message is fine."""
+    if len(text) > 1024:
+        raise invalid("RequesterFeedback can be up to 1024 characters long")
+    if FORBIDDEN_CONTROL.intersection(text):
+        raise invalid("RequesterFeedback cannot contain ASCII characters 0-8, 11, 12 or 14-31")
+
+
 def _epoch(value: Any) -> datetime:
     if isinstance(value, int | float):
         return datetime.fromtimestamp(value, UTC)
@@ -86,10 +109,14 @@ class Server(LocalServer):
         faults: FaultConfig | None = None,
         port: int = 0,
         balance: Decimal = Decimal("10000.00"),
+        id_seed: int | None = None,
     ):
         super().__init__(clock, crowd, faults, port, balance)
         self._balance = money(Decimal(balance))
-        self._ids = random.Random(f"mturk-ids:{crowd.seed}")
+        # ids are fresh on every server start (clients keep databases of them); a seed makes them
+        # repeatable for a test. Nothing orders by id value, so the crowd behaves the same either way.
+        self._ids = random.Random(f"mturk-ids:{id_seed}") if id_seed is not None else None
+        self._issued: set[str] = set()
         self.hit_types: dict[str, HITType] = {}
         self._hit_type_keys: dict[tuple, str] = {}
         self.hits: dict[str, HIT] = {}
@@ -99,6 +126,12 @@ class Server(LocalServer):
         self.blocks: dict[str, str] = {}
         self.bonuses: list[Bonus] = []
         self.notifications: list[dict[str, Any]] = []
+        self.qual_requests: dict[str, QualificationRequest] = {}
+        self._requested: dict[tuple[str, str], datetime] = {}  # (qt, worker) -> last request or rejection
+        self._record: dict[str, list[int]] = {}  # worker -> [approved, rejected] here
+        self.notifier = Notifier()
+        self.policies = ReviewPolicies(self)  # CreateHIT's review policies and what they did
+        self._reviewable: set[str] = set()  # HITs whose HITReviewable event went out
         self._tokens: dict[tuple[str, str], tuple[datetime, str]] = {}
         self._attempts: dict[tuple[str, str], datetime] = {}
         self._forms: dict[str, tuple[str, Any]] = {}
@@ -154,8 +187,13 @@ class Server(LocalServer):
         return self._balance
 
     def _new_id(self, lead: str = "3") -> str:
-        alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-        return lead + "".join(self._ids.choice(alphabet) for _ in range(29))
+        """An id in MTurk's format (30 upper-case letters and digits), never issued before here."""
+        choice = self._ids.choice if self._ids is not None else secrets.choice
+        while True:
+            new = lead + "".join(choice(ID_ALPHABET) for _ in range(29))
+            if new not in self._issued and new not in SYSTEM_QUALIFICATION_TYPES:
+                self._issued.add(new)
+                return new
 
     def _timer(self, at: datetime, kind: str, ref: str) -> None:
         heapq.heappush(self._timers, (at, next(self._seq), kind, ref))
@@ -191,6 +229,10 @@ class Server(LocalServer):
 
     @staticmethod
     def _page(items: list[Any], params: dict[str, Any]) -> tuple[list[Any], str | None]:
+        """One page of a List* answer, as MTurk pages: every non-empty page carries a NextToken (the
+        last one too); the call after the last page answers an empty page without one. Clients'
+        loops rely on both (Mephisto reads ``NextToken`` until a page is empty; boto3's paginator
+        stops when it is missing)."""
         size = params.get("MaxResults") or 10
         start = 0
         if params.get("NextToken"):
@@ -201,8 +243,8 @@ class Server(LocalServer):
             except (ValueError, UnicodeDecodeError) as e:
                 raise invalid("NextToken is not valid", "AWS.MechanicalTurk.InvalidNextToken") from e
         chunk = items[start : start + size]
-        more = start + size < len(items)
-        return chunk, base64.urlsafe_b64encode(f"o:{start + size}".encode()).decode() if more else None
+        end = start + len(chunk)
+        return chunk, base64.urlsafe_b64encode(f"o:{end}".encode()).decode() if chunk else None
 
     def _get_hit(self, hit_id: str) -> HIT:
         hit = self.hits.get(hit_id)
@@ -220,7 +262,7 @@ class Server(LocalServer):
 
     def _get_qt(self, qt_id: str) -> QualificationType:
         qt = self.qual_types.get(qt_id)
-        if qt is None:
+        if qt is None or qt.deleted:
             raise invalid(
                 f"QualificationType {qt_id} does not exist.",
                 "AWS.MechanicalTurk.QualificationTypeDoesNotExist",
@@ -229,12 +271,15 @@ class Server(LocalServer):
 
     # ----------------------------------------------------------------- HIT bookkeeping
     def _counts(self, hit: HIT) -> tuple[int, int, int]:
-        pending = completed = 0
+        """Pending, available, completed as MTurk counts them: "completed" is approved or rejected
+        only, so a submitted assignment awaiting review is in none of the three."""
+        pending = submitted = completed = 0
         for aid in hit.assignment_ids:
             status = self.assignments[aid].status
             pending += status == "Accepted"
-            completed += status in ("Submitted", "Approved", "Rejected")
-        return pending, max(0, hit.max_assignments - pending - completed), completed
+            submitted += status == "Submitted"
+            completed += status in ("Approved", "Rejected")
+        return pending, max(0, hit.max_assignments - pending - submitted - completed), completed
 
     def _status(self, hit: HIT, now: datetime) -> str:
         if hit.disposed:
@@ -289,20 +334,55 @@ class Server(LocalServer):
             "RequesterFeedback": a.feedback,
         }
 
+    @staticmethod
+    def _fee(t: HITType, max_assignments: int) -> Decimal:
+        """MTurk's commission on one assignment of a HIT of type ``t`` (Masters HITs pay more)."""
+        masters = any(
+            r["QualificationTypeId"] in MASTERS_QTS and r["Comparator"] != "DoesNotExist" for r in t.requirements
+        )
+        return assignment_fee(t.reward, max_assignments, masters)
+
+    def _decide(self, a: Assignment, status: str, now: datetime) -> None:
+        """Approve or reject: the worker's record (what the approval-rate qualifications read) and
+        the requester's notification follow."""
+        record = self._record.setdefault(a.worker_id, [0, 0])
+        if a.status in ("Approved", "Rejected"):
+            record[a.status == "Rejected"] -= 1
+        record[status == "Rejected"] += 1
+        a.status = status
+        self._notify(self.hits[a.hit_id], f"Assignment{status}", now, a.assignment_id)
+
     def _approve(self, a: Assignment, now: datetime, feedback: str | None = None) -> None:
         hit = self.hits[a.hit_id]
-        reward = hit.hit_type.reward
-        self._charge(reward + assignment_fee(reward, hit.max_assignments))
-        a.status, a.approved, a.rejected = "Approved", now, None
+        self._charge(hit.hit_type.reward + self._fee(hit.hit_type, hit.max_assignments))
+        self._decide(a, "Approved", now)
+        a.approved, a.rejected = now, None
         if feedback is not None:
             a.feedback = feedback
+
+    def _notify(self, hit: HIT, kind: str, at: datetime, assignment_id: str | None = None) -> None:
+        if kind == "HITReviewable":  # once per time the HIT becomes Reviewable
+            if hit.hit_id in self._reviewable:
+                return
+            self._reviewable.add(hit.hit_id)
+        elif kind == "HITExtended":
+            self._reviewable.discard(hit.hit_id)
+        t = hit.hit_type
+        if t.notify and t.notification and kind in t.notification["EventTypes"]:
+            self.notifier.send(t.notification, [notify.event(kind, at, t.hit_type_id, hit.hit_id, assignment_id)])
+        if kind == "HITReviewable":  # MTurk applies a HIT-level review policy whenever the HIT becomes Reviewable
+            self.policies.hit_reviewable(hit.hit_id, at)
+
+    def _if_reviewable(self, hit: HIT, at: datetime) -> None:
+        if self._status(hit, at) == "Reviewable":
+            self._notify(hit, "HITReviewable", at)
 
     # ----------------------------------------------------------------- validation of semantics
     def _check_requirements(self, reqs: list[dict[str, Any]]) -> None:
         for r in reqs:
             qt_id, comp = r["QualificationTypeId"], r["Comparator"]
             ints, locales = r.get("IntegerValues"), r.get("LocaleValues")
-            if qt_id != LOCALE_QT and qt_id not in SYSTEM_QTS:
+            if qt_id not in SYSTEM_QUALIFICATION_TYPES:
                 self._get_qt(qt_id)
             if comp in ("Exists", "DoesNotExist"):
                 if ints or locales:
@@ -318,6 +398,9 @@ class Server(LocalServer):
             values = ints or locales
             if comp in NUMERIC and len(values) != 1:
                 raise invalid(f"Comparator {comp} takes exactly one value")
+            limit = MAX_LOCALE_VALUES if locales else MAX_INTEGER_VALUES
+            if len(values) > limit:
+                raise invalid(f"Comparator {comp} takes at most {limit} values")
 
     @staticmethod
     def _check_type_fields(p: dict[str, Any]) -> None:
@@ -328,8 +411,6 @@ class Server(LocalServer):
         for name, limit in (("Title", 128), ("Description", 2000), ("Keywords", 1000)):
             if len(p.get(name) or "") > limit:
                 raise invalid(f"{name} must be at most {limit} characters long")
-        if not p["Title"].strip():
-            raise invalid("Title must not be empty")
 
     def _register_type(self, p: dict[str, Any]) -> HITType:
         self._check_type_fields(p)
@@ -370,17 +451,13 @@ class Server(LocalServer):
                 f"used in the last 24 hours). HITId: {existing}",
                 "AWS.MechanicalTurk.HitAlreadyExists",
             )
-        for unsupported in (
-            "HITLayoutId",
-            "HITLayoutParameters",
-            "AssignmentReviewPolicy",
-            "HITReviewPolicy",
-        ):
+        for unsupported in ("HITLayoutId", "HITLayoutParameters"):
             if p.get(unsupported):
                 raise invalid(f"{unsupported} is not supported by the local MTurk server")
         if not p.get("Question"):
             raise invalid("missing required parameter Question")
         kind = q.check_question(p["Question"])
+        policies = self.policies.check(p)
         max_assignments = p.get("MaxAssignments", 1)
         if not 1 <= max_assignments <= 1_000_000:
             raise invalid("MaxAssignments must be between 1 and 1000000")
@@ -388,7 +465,7 @@ class Server(LocalServer):
             raise invalid("LifetimeInSeconds must be between 30 and 31536000")
         if len(p.get("RequesterAnnotation") or "") > 255:
             raise invalid("RequesterAnnotation must be at most 255 characters long")
-        cost = max_assignments * (t.reward + assignment_fee(t.reward, max_assignments))
+        cost = max_assignments * (t.reward + self._fee(t, max_assignments))
         if cost > self._balance:
             raise MTurkError(
                 "This Requester has insufficient funds in their account to complete this transaction.",
@@ -405,8 +482,11 @@ class Server(LocalServer):
         )
         self.hits[hit.hit_id] = hit
         self._forms[hit.hit_id] = (kind, None)
+        self.policies.attach(hit.hit_id, policies)
         self._remember("hit", token, hit.hit_id, now)
         self._version += 1
+        self._timer(hit.expiration, "expire", hit.hit_id)
+        self._notify(hit, "HITCreated", now)
         return {"HIT": self._hit_out(hit, now)}
 
     # ----------------------------------------------------------------- operations: HITs
@@ -425,13 +505,14 @@ class Server(LocalServer):
         )
         return self._create_hit(self._register_type({k: p[k] for k in type_fields if k in p}), p, now)
 
-    def op_CreateHITWithHITType(self, p: dict[str, Any], now: datetime) -> dict[str, Any]:
-        t = self.hit_types.get(p["HITTypeId"])
+    def _get_hit_type(self, hit_type_id: str) -> HITType:
+        t = self.hit_types.get(hit_type_id)
         if t is None:
-            raise invalid(
-                f"HITType {p['HITTypeId']} does not exist.", "AWS.MechanicalTurk.HITTypeDoesNotExist"
-            )
-        return self._create_hit(t, p, now)
+            raise invalid(f"HITType {hit_type_id} does not exist.", "AWS.MechanicalTurk.HITTypeDoesNotExist")
+        return t
+
+    def op_CreateHITWithHITType(self, p: dict[str, Any], now: datetime) -> dict[str, Any]:
+        return self._create_hit(self._get_hit_type(p["HITTypeId"]), p, now)
 
     def op_GetHIT(self, p: dict[str, Any], now: datetime) -> dict[str, Any]:
         return {"HIT": self._hit_out(self._get_hit(p["HITId"]), now)}
@@ -455,8 +536,21 @@ class Server(LocalServer):
         hit = self._get_hit(p["HITId"])
         if hit.disposed:
             raise invalid(f"Hit {hit.hit_id} has been deleted.", "AWS.MechanicalTurk.HITDoesNotExist")
-        hit.expiration = max(now, _epoch(p["ExpireAt"]))
+        # MTurk: "To expire a HIT immediately, provide the value 0 or set ExpireAt to a time in the past".
+        # The past is the client's too: a client sending its wall-clock now (psiTurk, amti) means
+        # "at once" even while simulated time lags behind the wall clock (speed 0).
+        # An expired HIT's Expiration is also no later than the wall clock, so a client comparing it
+        # with its own clock (psiTurk's is_expired) sees it expired while simulated time runs ahead.
+        expire_at, wall = _epoch(p["ExpireAt"]), datetime.now(UTC)
+        past = expire_at <= max(now, wall)
+        hit.expiration = min(now, max(expire_at, wall)) if past else expire_at
         self._version += 1
+        if past:
+            self._notify(hit, "HITExpired", now)
+            self._if_reviewable(hit, now)
+        else:
+            self._timer(hit.expiration, "expire", hit.hit_id)
+            self._notify(hit, "HITExtended", now)
         return {}
 
     def op_UpdateHITReviewStatus(self, p: dict[str, Any], now: datetime) -> dict[str, Any]:
@@ -482,6 +576,7 @@ class Server(LocalServer):
                 "AWS.MechanicalTurk.InvalidHITState",
             )
         hit.disposed = True
+        self._notify(hit, "HITDisposed", now)
         return {}
 
     def op_CreateAdditionalAssignmentsForHIT(self, p: dict[str, Any], now: datetime) -> dict[str, Any]:
@@ -504,8 +599,7 @@ class Server(LocalServer):
             )
         if hit.max_assignments + extra > 1_000_000:
             raise invalid("MaxAssignments cannot exceed 1000000")
-        reward = hit.hit_type.reward
-        if extra * (reward + assignment_fee(reward, hit.max_assignments)) > self._balance:
+        if extra * (hit.hit_type.reward + self._fee(hit.hit_type, hit.max_assignments)) > self._balance:
             raise MTurkError(
                 "This Requester has insufficient funds in their account to complete this transaction.",
                 "AWS.MechanicalTurk.InsufficientFunds",
@@ -514,6 +608,7 @@ class Server(LocalServer):
         hit.reviewing = False
         self._remember("extend", token, hit.hit_id, now)
         self._version += 1
+        self._notify(hit, "HITExtended", now)
         return {}
 
     # ----------------------------------------------------------------- operations: assignments
@@ -538,8 +633,8 @@ class Server(LocalServer):
     def op_ApproveAssignment(self, p: dict[str, Any], now: datetime) -> dict[str, Any]:
         a = self._get_assignment(p["AssignmentId"])
         feedback = p.get("RequesterFeedback")
-        if feedback is not None and len(feedback) > 1024:
-            raise invalid("RequesterFeedback must be at most 1024 characters long")
+        if feedback is not None:
+            _check_feedback(feedback)
         if a.status == "Rejected" and p.get("OverrideRejection"):
             if not (a.rejected and within(a.rejected, OVERRIDE_WINDOW_S, now)):
                 raise invalid(
@@ -562,9 +657,9 @@ class Server(LocalServer):
                 f"is {a.status})",
                 "AWS.MechanicalTurk.InvalidAssignmentState",
             )
-        if not p["RequesterFeedback"].strip() or len(p["RequesterFeedback"]) > 1024:
-            raise invalid("RequesterFeedback must be 1 to 1024 characters long")
-        a.status, a.rejected, a.feedback = "Rejected", now, p["RequesterFeedback"]
+        _check_feedback(p["RequesterFeedback"])  # may be empty: MTurk takes RejectAssignment(RequesterFeedback="")
+        self._decide(a, "Rejected", now)
+        a.rejected, a.feedback = now, p["RequesterFeedback"]
         return {}
 
     def op_SendBonus(self, p: dict[str, Any], now: datetime) -> dict[str, Any]:
@@ -584,8 +679,6 @@ class Server(LocalServer):
             raise invalid("BonusAmount is not an amount in dollars") from e
         if amount <= 0:
             raise invalid("BonusAmount must be greater than 0")
-        if not p["Reason"].strip():
-            raise invalid("Reason must not be empty")
         self._charge(money(amount) + bonus_fee(amount))
         self.bonuses.append(Bonus(p["WorkerId"], a.assignment_id, money(amount), p["Reason"], now))
         self._remember("bonus", token, a.assignment_id, now)
@@ -621,6 +714,8 @@ class Server(LocalServer):
     def op_NotifyWorkers(self, p: dict[str, Any], now: datetime) -> dict[str, Any]:
         if len(p["Subject"]) > 200 or len(p["MessageText"]) > 4096:
             raise invalid("Subject must be at most 200 and MessageText at most 4096 characters long")
+        if len(p["WorkerIds"]) > 100:  # "You can notify up to 100 Workers at a time"
+            raise invalid("WorkerIds can name up to 100 workers")
         self.notifications.append({"subject": p["Subject"], "workers": list(p["WorkerIds"]), "at": now})
         return {"NotifyWorkersFailureStatuses": []}
 
@@ -637,10 +732,33 @@ class Server(LocalServer):
             "TestDurationInSeconds": qt.test_duration_s,
             "AnswerKey": qt.answer_key,
             "RetryDelayInSeconds": qt.retry_delay_s,
-            "IsRequestable": bool(qt.test or qt.auto_granted),
+            # a requester's own Active type is requestable: workers ask for it (take its test, are
+            # auto-granted, or wait for AcceptQualificationRequest); only system types are not
+            "IsRequestable": qt.status == "Active",
             "AutoGranted": qt.auto_granted,
             "AutoGrantedValue": qt.auto_granted_value if qt.auto_granted else None,
         }
+
+    @staticmethod
+    def _system_qt_out(qt_id: str) -> dict[str, Any]:
+        t = SYSTEM_QUALIFICATION_TYPES[qt_id]
+        return {
+            "QualificationTypeId": t.qt_id,
+            "CreationTime": SYSTEM_QT_CREATED,
+            "Name": t.name,
+            "Description": t.description,
+            "Keywords": "",
+            "QualificationTypeStatus": "Active",
+            "IsRequestable": False,  # "False for Qualifications assigned automatically by the system"
+            "AutoGranted": False,
+        }
+
+    def _hits_using(self, qt_id: str) -> list[HIT]:
+        return [
+            h
+            for h in self.hits.values()
+            if not h.disposed and any(r["QualificationTypeId"] == qt_id for r in h.hit_type.requirements)
+        ]
 
     @staticmethod
     def _qual_out(x: Qualification) -> dict[str, Any]:
@@ -659,7 +777,7 @@ class Server(LocalServer):
         duration = p.get("TestDurationInSeconds", qt.test_duration_s)
         auto = p.get("AutoGranted", qt.auto_granted)
         if test:
-            if q.check_question(test, "Test") != q.NS_FORM:
+            if q.check_question(test, "Test") != q.FORM:
                 raise invalid("Test must be a QuestionForm")
             if not duration:
                 raise invalid("TestDurationInSeconds is required with a Test")
@@ -679,7 +797,8 @@ class Server(LocalServer):
                 setattr(qt, attr, p[name])
 
     def op_CreateQualificationType(self, p: dict[str, Any], now: datetime) -> dict[str, Any]:
-        if any(t.name == p["Name"] for t in self.qual_types.values()):
+        # a deleted type's name is free again once no HIT that uses it is left
+        if any(t.name == p["Name"] and (not t.deleted or self._hits_using(t.qt_id)) for t in self.qual_types.values()):
             raise invalid(
                 "You have already created a QualificationType with this name. A QualificationType's name "
                 "must be unique among all of the QualificationTypes created by the same user.",
@@ -699,7 +818,24 @@ class Server(LocalServer):
         return {"QualificationType": self._qt_out(qt)}
 
     def op_GetQualificationType(self, p: dict[str, Any], now: datetime) -> dict[str, Any]:
+        if p["QualificationTypeId"] in SYSTEM_QUALIFICATION_TYPES:
+            return {"QualificationType": self._system_qt_out(p["QualificationTypeId"])}
         return {"QualificationType": self._qt_out(self._get_qt(p["QualificationTypeId"]))}
+
+    def op_DeleteQualificationType(self, p: dict[str, Any], now: datetime) -> dict[str, Any]:
+        """MTurk's rule: the type and every HIT type using it go; qualifications already granted
+        stay (running HITs may need them); pending requests for it are rejected."""
+        qt = self._get_qt(p["QualificationTypeId"])
+        qt.deleted = True
+        for hit_type_id, t in list(self.hit_types.items()):
+            if any(r["QualificationTypeId"] == qt.qt_id for r in t.requirements):
+                del self.hit_types[hit_type_id]
+                self._hit_type_keys = {k: v for k, v in self._hit_type_keys.items() if v != hit_type_id}
+        for rid, req in list(self.qual_requests.items()):
+            if req.qt_id == qt.qt_id:
+                del self.qual_requests[rid]
+        self._version += 1
+        return {}
 
     def op_UpdateQualificationType(self, p: dict[str, Any], now: datetime) -> dict[str, Any]:
         qt = self._get_qt(p["QualificationTypeId"])
@@ -712,14 +848,24 @@ class Server(LocalServer):
         rows = [
             t
             for t in self.qual_types.values()
-            if (not query or query in f"{t.name} {t.description} {t.keywords}".lower())
-            and (not p["MustBeRequestable"] or t.test or t.auto_granted)
+            if not t.deleted
+            and (not query or query in f"{t.name} {t.description} {t.keywords}".lower())
+            and (not p["MustBeRequestable"] or self._qt_out(t)["IsRequestable"])
         ]
+        if not p["MustBeRequestable"] and not p.get("MustBeOwnedByCaller"):
+            # "If false, all Qualification types, including those managed by the system, are considered"
+            rows += [
+                t
+                for t in SYSTEM_QUALIFICATION_TYPES.values()
+                if not query or query in f"{t.name} {t.description}".lower()
+            ]
         chunk, token = self._page(rows, p)
         return {
             "NumResults": len(chunk),
             "NextToken": token,
-            "QualificationTypes": [self._qt_out(t) for t in chunk],
+            "QualificationTypes": [
+                self._qt_out(t) if isinstance(t, QualificationType) else self._system_qt_out(t.qt_id) for t in chunk
+            ],
         }
 
     def op_AssociateQualificationWithWorker(self, p: dict[str, Any], now: datetime) -> dict[str, Any]:
@@ -767,9 +913,7 @@ class Server(LocalServer):
         }
 
     def op_CreateWorkerBlock(self, p: dict[str, Any], now: datetime) -> dict[str, Any]:
-        if not p["Reason"].strip():
-            raise invalid("Reason must not be empty")
-        self.blocks[p["WorkerId"]] = p["Reason"]
+        self.blocks[p["WorkerId"]] = p["Reason"]  # an empty Reason is fine: the worker never sees it
         return {}
 
     def op_DeleteWorkerBlock(self, p: dict[str, Any], now: datetime) -> dict[str, Any]:
@@ -785,37 +929,152 @@ class Server(LocalServer):
             "WorkerBlocks": [{"WorkerId": w, "Reason": r} for w, r in chunk],
         }
 
+    def op_ListHITsForQualificationType(self, p: dict[str, Any], now: datetime) -> dict[str, Any]:
+        qt_id = p["QualificationTypeId"]
+        if qt_id not in SYSTEM_QUALIFICATION_TYPES:
+            self._get_qt(qt_id)
+        chunk, token = self._page(self._hits_using(qt_id), p)
+        return {"NextToken": token, "NumResults": len(chunk), "HITs": [self._hit_out(h, now) for h in chunk]}
+
+    # ----------------------------------------------------------------- operations: qualification requests
+    def op_ListQualificationRequests(self, p: dict[str, Any], now: datetime) -> dict[str, Any]:
+        if p.get("QualificationTypeId"):
+            self._get_qt(p["QualificationTypeId"])
+        rows = [r for r in self.qual_requests.values() if r.qt_id == p.get("QualificationTypeId", r.qt_id)]
+        chunk, token = self._page(rows, p)
+        return {
+            "NumResults": len(chunk),
+            "NextToken": token,
+            "QualificationRequests": [
+                {
+                    "QualificationRequestId": r.request_id,
+                    "QualificationTypeId": r.qt_id,
+                    "WorkerId": r.worker_id,
+                    "Test": r.test,
+                    "Answer": r.answer,
+                    "SubmitTime": r.submitted,
+                }
+                for r in chunk
+            ],
+        }
+
+    def _take_request(self, request_id: str) -> QualificationRequest:
+        req = self.qual_requests.pop(request_id, None)
+        if req is None:
+            raise invalid(
+                f"QualificationRequest {request_id} does not exist.",
+                "AWS.MechanicalTurk.QualificationRequestDoesNotExist",
+            )
+        return req
+
+    def op_AcceptQualificationRequest(self, p: dict[str, Any], now: datetime) -> dict[str, Any]:
+        req = self._take_request(p["QualificationRequestId"])
+        self.quals[(req.qt_id, req.worker_id)] = Qualification(req.qt_id, req.worker_id, p.get("IntegerValue", 1), now)
+        self._version += 1
+        return {}
+
+    def op_RejectQualificationRequest(self, p: dict[str, Any], now: datetime) -> dict[str, Any]:
+        req = self._take_request(p["QualificationRequestId"])
+        self._requested[(req.qt_id, req.worker_id)] = now  # the retry delay runs from the rejection
+        return {}
+
+    # ----------------------------------------------------------------- operations: HIT types, review, notifications
+    def op_UpdateHITTypeOfHIT(self, p: dict[str, Any], now: datetime) -> dict[str, Any]:
+        hit = self._get_hit(p["HITId"])
+        if hit.disposed:
+            raise invalid(f"Hit {hit.hit_id} has been deleted.", "AWS.MechanicalTurk.HITDoesNotExist")
+        hit.hit_type = self._get_hit_type(p["HITTypeId"])
+        self._version += 1
+        return {}
+
+    def op_ListReviewPolicyResultsForHIT(self, p: dict[str, Any], now: datetime) -> dict[str, Any]:
+        return self.policies.listing(self._get_hit(p["HITId"]).hit_id, p)
+
+    def op_UpdateNotificationSettings(self, p: dict[str, Any], now: datetime) -> dict[str, Any]:
+        t = self._get_hit_type(p["HITTypeId"])
+        if p.get("Notification") is None and p.get("Active") is None:
+            raise invalid("Specify Notification, Active or both")
+        if p.get("Notification") is not None:
+            notify.check_spec(p["Notification"])
+            t.notification = p["Notification"]
+        if t.notification is None:
+            raise invalid(f"HITType {t.hit_type_id} has no notification to activate")
+        t.notify = p.get("Active", True)
+        return {}
+
+    def op_SendTestEventNotification(self, p: dict[str, Any], now: datetime) -> dict[str, Any]:
+        notify.check_spec(p["Notification"], test=True)
+        kind, example = p["TestEventType"], "3" + "0" * 29  # a test event names no real HIT
+        assignment = example if kind.startswith("Assignment") else None
+        self.notifier.send(p["Notification"], [notify.event(kind, now, example, example, assignment)])
+        return {}
+
+    def op_GetFileUploadURL(self, p: dict[str, Any], now: datetime) -> dict[str, Any]:
+        a = self._get_assignment(p["AssignmentId"])
+        if f"<QuestionIdentifier>{p['QuestionIdentifier']}</QuestionIdentifier><UploadedFileKey>" not in (
+            a.answer or ""
+        ).replace("\n", "").replace(" ", ""):
+            raise invalid(
+                f"Question {p['QuestionIdentifier']} of assignment {a.assignment_id} is not a FileUploadAnswer.",
+                "AWS.MechanicalTurk.InvalidParameterValue",
+            )
+        return {"FileUploadURL": f"{self.url}/files/{a.assignment_id}/{p['QuestionIdentifier']}"}
+
     # ----------------------------------------------------------------- the crowd's side (crowd.Market)
     def version(self) -> int:
         with self.lock:
             return self._version
 
     def tick(self, now: datetime) -> None:
-        """Auto-approve due assignments and release ones whose worker ran out of time."""
+        """Apply what time does: auto-approval, released assignments, expired HITs."""
         with self.lock:
             while self._timers and self._timers[0][0] <= now:
-                at, _, kind, aid = heapq.heappop(self._timers)
-                a = self.assignments[aid]
+                at, _, kind, ref = heapq.heappop(self._timers)
+                if kind == "expire":
+                    hit = self.hits[ref]
+                    if hit.expiration == at and not hit.disposed:
+                        self._notify(hit, "HITExpired", at)
+                        self._if_reviewable(hit, at)
+                    continue
+                a = self.assignments[ref]
                 if kind == "deadline" and a.status == "Accepted":
                     a.status = "Abandoned"
                     self._version += 1
+                    self._notify(self.hits[a.hit_id], "AssignmentAbandoned", at, a.assignment_id)
+                    self._if_reviewable(self.hits[a.hit_id], at)  # an expired HIT's last pending one
                 elif kind == "autoapprove" and a.status == "Submitted":
                     hit = self.hits[a.hit_id]
                     # MTurk pays auto-approvals unconditionally; the balance may not block them
-                    reward = hit.hit_type.reward
-                    self._balance -= reward + assignment_fee(reward, hit.max_assignments)
-                    a.status, a.approved = "Approved", at
+                    self._balance -= hit.hit_type.reward + self._fee(hit.hit_type, hit.max_assignments)
+                    self._decide(a, "Approved", at)
+                    a.approved = at
+
+    def _system_value(self, worker: SimWorker, qt_id: str) -> tuple[bool, int | None, dict[str, str] | None]:
+        """A system qualification's value for a worker: standing from before this server plus the
+        work decided here."""
+        attribute = SYSTEM_QUALIFICATION_TYPES[qt_id].attribute
+        if attribute == "locale":
+            locale = {"Country": worker.country}
+            if worker.subdivision:
+                locale["Subdivision"] = worker.subdivision
+            return True, None, locale
+        if attribute in ("master", "adult"):
+            return (True, 1, None) if getattr(worker, attribute) else (False, None, None)
+        approved, rejected = self._record.get(worker.worker_id, (0, 0))
+        approved, rejected = approved + worker.prior_approved, rejected + worker.prior_rejected
+        if attribute == "number_approved":
+            return True, approved, None
+        decided = approved + rejected
+        return True, (100 * approved // decided if decided else 100), None
 
     def _worker_value(self, worker: SimWorker, qt_id: str) -> tuple[bool, int | None, dict[str, str] | None]:
-        if qt_id == LOCALE_QT:
-            return True, None, {"Country": worker.country}
-        if qt_id in SYSTEM_QTS:
-            return True, SYSTEM_QTS[qt_id], None
+        if qt_id in SYSTEM_QUALIFICATION_TYPES:
+            return self._system_value(worker, qt_id)
         x = self.quals.get((qt_id, worker.worker_id))
         if x and x.status == "Granted":
             return True, x.value, x.locale
         qt = self.qual_types.get(qt_id)
-        if x is None and qt and qt.auto_granted and qt.status == "Active":
+        if x is None and qt and qt.auto_granted and qt.status == "Active" and not qt.deleted:
             return True, qt.auto_granted_value, None
         return False, None, None
 
@@ -838,24 +1097,56 @@ class Server(LocalServer):
             return not any(c == mine[0] and (s is None or s == mine[1]) for c, s in wanted)
         return value is not None and _compare(comp, value, r.get("IntegerValues") or [])
 
+    def _pending_request(self, qt_id: str, worker_id: str) -> bool:
+        return any(r.qt_id == qt_id and r.worker_id == worker_id for r in self.qual_requests.values())
+
+    def _may_request(self, worker: SimWorker, qt: QualificationType, now: datetime) -> bool:
+        """MTurk lets a worker ask again only after RetryDelayInSeconds, and never if it is unset."""
+        if self._pending_request(qt.qt_id, worker.worker_id):
+            return False
+        last = self._requested.get((qt.qt_id, worker.worker_id))
+        return last is None or (qt.retry_delay_s is not None and not within(last, qt.retry_delay_s, now))
+
     def _test_to_take(self, worker: SimWorker, qt_id: str, now: datetime) -> bool:
         qt = self.qual_types.get(qt_id)
-        if not qt or not qt.test or not qt.answer_key or qt.status != "Active":
+        if not qt or not qt.test or qt.status != "Active" or qt.deleted:
             return False
+        if not qt.answer_key:  # the requester grades it: the answers become a QualificationRequest
+            return self._may_request(worker, qt, now)
         last = self._attempts.get((qt_id, worker.worker_id))
         return last is None or (qt.retry_delay_s is not None and not within(last, qt.retry_delay_s, now))
 
+    def _request(self, worker: SimWorker, qt: QualificationType, now: datetime, answer: str | None = None) -> None:
+        req = QualificationRequest(self._new_id(), qt.qt_id, worker.worker_id, now, qt.test, answer)
+        self.qual_requests[req.request_id] = req
+        self._requested[(qt.qt_id, worker.worker_id)] = now
+
     def _eligibility(self, worker: SimWorker, hit: HIT, now: datetime) -> tuple[bool, list[str]]:
-        """May the worker accept the HIT now; if not, which tests would help."""
-        tests, ok = [], True
-        for r in hit.hit_type.requirements:
-            if not self._meets(worker, r):
-                ok = False
-                if r["Comparator"] != "DoesNotExist" and self._test_to_take(
-                    worker, r["QualificationTypeId"], now
-                ):
-                    tests.append(r["QualificationTypeId"])
-        return ok, tests
+        """May the worker accept the HIT now; if not, which tests would help. A requirement guarded
+        with DiscoverPreviewAndAccept hides the HIT from whoever misses it (no test is offered
+        from it then); a worker who sees a HIT needing a requestable qualification without a test
+        asks for it, as on the worker site, and waits for the requester."""
+        reqs = hit.hit_type.requirements
+        missed = [r for r in reqs if not self._meets(worker, r)]
+        if any(r.get("ActionsGuarded") == "DiscoverPreviewAndAccept" for r in missed):
+            return False, []
+        tests = []
+        for r in missed:
+            qt = self.qual_types.get(r["QualificationTypeId"])
+            if r["Comparator"] == "DoesNotExist" or qt is None:
+                continue
+            if self._test_to_take(worker, qt.qt_id, now):
+                tests.append(qt.qt_id)
+            elif (
+                not qt.test
+                and not qt.auto_granted
+                and qt.status == "Active"
+                and not qt.deleted
+                and (qt.qt_id, worker.worker_id) not in self.quals
+                and self._may_request(worker, qt, now)
+            ):
+                self._request(worker, qt, now)
+        return not missed, tests
 
     def offers(self, worker: SimWorker, now: datetime) -> list[Offer]:
         with self.lock:
@@ -901,40 +1192,51 @@ class Server(LocalServer):
                     self.quals[(qt.qt_id, worker.worker_id)] = Qualification(
                         qt.qt_id, worker.worker_id, qt.auto_granted_value, now
                     )
+            # the runner hands in its scheduled time; a HIT created since is accepted no earlier
+            accepted = max(now, hit.created)
             a = Assignment(
                 self._new_id(),
                 hit.hit_id,
                 worker.worker_id,
-                now,
-                now + timedelta(seconds=hit.hit_type.assignment_duration_s),
+                accepted,
+                accepted + timedelta(seconds=hit.hit_type.assignment_duration_s),
             )
             self.assignments[a.assignment_id] = a
             hit.assignment_ids.append(a.assignment_id)
             self._timer(a.deadline, "deadline", a.assignment_id)
-            return Job(hit.hit_id, a.assignment_id, self._tasks(hit))
+            self._notify(hit, "AssignmentAccepted", accepted, a.assignment_id)
+        return Job(hit.hit_id, a.assignment_id, self._worker_page(hit, a).tasks)  # outside the lock: may fetch
 
-    def _tasks(self, hit: HIT) -> list[Any]:
-        kind, parsed = self._forms[hit.hit_id]
-        if parsed is None:
-            if kind == q.NS_HTML:
-                parsed = q.read_html_form(q.html_content(hit.question))
-            elif kind == q.NS_FORM:
-                parsed = q.read_question_form(hit.question)
-            else:
-                parsed = []
-            self._forms[hit.hit_id] = (kind, parsed)
-        if kind == q.NS_HTML:
-            return [item.task for item in parsed]
-        return list(parsed)
+    def _worker_page(self, hit: HIT, a: Assignment) -> q.Page:
+        """The page the assignment's worker sees: read once per HIT from its Question; for an
+        ExternalQuestion fetched per assignment (with the ids MTurk appends), outside the lock."""
+        with self.lock:
+            kind, parsed = self._forms[hit.hit_id]
+            if kind != q.EXTERNAL:
+                if parsed is None:
+                    parsed = q.read_hit_question(hit.question)
+                    self._forms[hit.hit_id] = (kind, parsed)
+                return parsed
+            pages: dict[str, q.Page] = parsed if parsed is not None else {}
+            self._forms[hit.hit_id] = (kind, pages)
+            if a.assignment_id in pages:
+                return pages[a.assignment_id]
+        ids = {"assignmentId": a.assignment_id, "hitId": hit.hit_id, "workerId": a.worker_id, "turkSubmitTo": self.url}
+        page = q.fetch_external_page(hit.question, ids)
+        with self.lock:
+            return pages.setdefault(a.assignment_id, page)
 
     def submit(self, worker: SimWorker, job: Job, answers: list[dict[str, Any]], now: datetime) -> None:
         with self.lock:
             if job.kind == "test":
                 attempt: TestAttempt = job.handle
                 qt = self.qual_types.get(attempt.qt_id)
-                if not qt or not qt.answer_key or not within(attempt.started, qt.test_duration_s or 0, now):
+                if not qt or qt.deleted or not within(attempt.started, qt.test_duration_s or 0, now):
                     return
                 xml = q.question_form_answer(job.tasks, answers)
+                if not qt.answer_key:  # no key: the requester reads the answers and decides
+                    self._request(worker, qt, now, xml)
+                    return
                 self.quals[(qt.qt_id, worker.worker_id)] = Qualification(
                     qt.qt_id, worker.worker_id, q.score(qt.answer_key, xml), now
                 )
@@ -944,16 +1246,16 @@ class Server(LocalServer):
             if a is None or a.status != "Accepted":
                 return  # too late: the assignment expired meanwhile
             hit = self.hits[a.hit_id]
-            kind, parsed = self._forms[hit.hit_id]
-            if kind == q.NS_HTML:
-                a.answer = q.crowd_form_answer_xml(q.task_answers(parsed, answers))
-            elif kind == q.NS_FORM:
-                a.answer = q.question_form_answer(job.tasks, answers)
-            else:
-                a.answer = q.crowd_form_answer_xml({})
-            a.status, a.submitted, a.submit_seq = "Submitted", now, next(self._submit_seq)
-            a.auto_approval = now + timedelta(seconds=hit.hit_type.auto_approval_delay_s)
+            a.answer = q.answer_xml(self._worker_page(hit, a), answers, hit.hit_id, worker.worker_id)
+            if self._forms[hit.hit_id][0] == q.EXTERNAL:
+                self._forms[hit.hit_id][1].pop(a.assignment_id, None)
+            submitted = max(now, a.accepted)  # as in accept: times are monotone per assignment
+            a.status, a.submitted, a.submit_seq = "Submitted", submitted, next(self._submit_seq)
+            a.auto_approval = submitted + timedelta(seconds=hit.hit_type.auto_approval_delay_s)
             self._timer(a.auto_approval, "autoapprove", a.assignment_id)
+            self._notify(hit, "AssignmentSubmitted", submitted, a.assignment_id)
+            self.policies.assignment_submitted(a.assignment_id, submitted)  # may approve, reject or extend
+            self._if_reviewable(hit, submitted)
 
     def abandon(self, worker: SimWorker, job: Job, now: datetime) -> None:
         with self.lock:
@@ -962,3 +1264,5 @@ class Server(LocalServer):
                 if a and a.status == "Accepted":
                     a.status = "Abandoned"
                     self._version += 1
+                    self._notify(self.hits[a.hit_id], "AssignmentReturned", max(now, a.accepted), a.assignment_id)
+                    self._if_reviewable(self.hits[a.hit_id], max(now, a.accepted))

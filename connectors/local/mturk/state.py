@@ -7,7 +7,7 @@ the service model's output shapes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -15,16 +15,18 @@ CENT = Decimal("0.01")
 FEE_RATE = Decimal("0.20")
 LARGE_HIT_SURCHARGE = Decimal("0.20")  # extra, on HITs with 10 or more assignments
 LARGE_HIT_ASSIGNMENTS = 10
+MASTERS_SURCHARGE = Decimal("0.05")  # extra, on HITs that require the Masters qualification
 
 
 def money(value: Decimal) -> Decimal:
     return value.quantize(CENT, ROUND_HALF_UP)
 
 
-def assignment_fee(reward: Decimal, max_assignments: int) -> Decimal:
-    """MTurk's commission on one assignment: 20%, +20% for HITs with 10+ assignments, min $0.01."""
+def assignment_fee(reward: Decimal, max_assignments: int, masters: bool = False) -> Decimal:
+    """MTurk's commission on one assignment: 20%, +20% for HITs with 10+ assignments, +5% for
+    HITs that require Masters, min $0.01."""
     rate = FEE_RATE + (LARGE_HIT_SURCHARGE if max_assignments >= LARGE_HIT_ASSIGNMENTS else 0)
-    return max(CENT, money(reward * rate))
+    return max(CENT, money(reward * (rate + (MASTERS_SURCHARGE if masters else 0))))
 
 
 def bonus_fee(amount: Decimal) -> Decimal:
@@ -41,6 +43,8 @@ class HITType:
     auto_approval_delay_s: int
     keywords: str = ""
     requirements: list[dict[str, Any]] = field(default_factory=list)
+    notification: dict[str, Any] | None = None  # UpdateNotificationSettings' NotificationSpecification
+    notify: bool = False  # ... and whether it is Active
 
 
 @dataclass
@@ -90,6 +94,20 @@ class QualificationType:
     retry_delay_s: int | None = None
     auto_granted: bool = False
     auto_granted_value: int = 1
+    deleted: bool = False
+
+
+@dataclass
+class QualificationRequest:
+    """A worker's request for a requestable qualification: no test, or a test without an answer
+    key, so the requester decides (AcceptQualificationRequest / RejectQualificationRequest)."""
+
+    request_id: str
+    qt_id: str
+    worker_id: str
+    submitted: datetime
+    test: str | None = None
+    answer: str | None = None
 
 
 @dataclass
@@ -116,6 +134,50 @@ class TestAttempt:
     qt_id: str
     started: datetime
     tasks: list[Any]
+
+
+@dataclass(frozen=True)
+class SystemQualificationType:
+    """A qualification type MTurk itself maintains; ``attribute`` names the simulated worker's
+    property it reads."""
+
+    qt_id: str
+    name: str
+    description: str
+    attribute: str
+
+
+LOCALE_QT = "00000000000000000071"
+SYSTEM_QUALIFICATION_TYPES = {
+    t.qt_id: t
+    for t in (
+        SystemQualificationType(
+            "2ARFPLSP75KLA8M8DH1HTEQVJT3SY6", "Masters", "Masters qualification (sandbox)", "master"
+        ),
+        SystemQualificationType("2F1QJWKUDD8XADTFD2Q0G6UTO95ALH", "Masters", "Masters qualification", "master"),
+        SystemQualificationType(LOCALE_QT, "Worker_Locale", "The location of the Worker", "locale"),
+        SystemQualificationType(
+            "000000000000000000L0",
+            "Worker_PercentAssignmentsApproved",
+            "The percentage of assignments the Worker has submitted that were subsequently approved",
+            "approval_rate",
+        ),
+        SystemQualificationType(
+            "00000000000000000040",
+            "Worker_NumberHITsApproved",
+            "The total number of HITs submitted by a Worker that have been approved",
+            "number_approved",
+        ),
+        SystemQualificationType(
+            "00000000000000000060",
+            "Worker_Adult",
+            "The Worker has agreed to work on HITs that may contain potentially explicit or offensive content",
+            "adult",
+        ),
+    )
+}
+MASTERS_QTS = frozenset(t.qt_id for t in SYSTEM_QUALIFICATION_TYPES.values() if t.attribute == "master")
+SYSTEM_QT_CREATED = datetime(2005, 11, 2, tzinfo=UTC)  # MTurk's launch; the types predate every requester
 
 
 def within(start: datetime, seconds: float, now: datetime) -> bool:

@@ -1,12 +1,16 @@
 """A local Toloka: toloka-kit 1.2.3's REST API on 127.0.0.1 with a simulated crowd.
 
-``Server(clock=, crowd=, faults=, port=, balance=)`` is what ``connectors.local.start_local("toloka")``
-builds: the shared HTTP plumbing (:class:`connectors.local.http.LocalServer`: request counting,
-fault injection) around :class:`TolokaApi` (routes) over :class:`TolokaState` (semantics), plus the
+``Server(clock=, crowd=, faults=, port=, balance=, id_seed=None)`` is what
+``connectors.local.start_local("toloka")`` builds (``id_seed``: ids repeat across runs only when
+given; by default every start draws fresh ones): the shared HTTP plumbing
+(:class:`connectors.local.http.LocalServer`: request counting, fault injection) around
+:class:`TolokaApi` (routes) over :class:`TolokaState` (semantics), plus the
 ``crowd.Market`` adapter through which the simulated workers take task suites and submit them.
 
 An exam pool (mixer with only golden tasks) is offered as a "test": its known solutions play
-the part of a qualification test's answer key, so careful workers know those answers.
+the part of a qualification test's answer key, so careful workers know those answers; so is
+a training (its hints teach the answers). Each simulated worker has a Toloker profile
+(``profiles.worker_profile``) that pool filters select on.
 """
 
 from __future__ import annotations
@@ -25,7 +29,10 @@ from connectors.local.http import LocalServer, Request, Response
 from .api import TolokaApi, dumps
 from .errors import ApiError, internal, throttled
 from .market import sim_task
+from .profiles import worker_profile
 from .state import TolokaState
+from .threads import attach_files
+from .webhooks import Webhooks
 
 __all__ = ["Server", "TolokaApi", "TolokaState"]
 
@@ -41,11 +48,15 @@ class Server(LocalServer):
         faults: FaultConfig | None = None,
         port: int = 0,
         balance: Decimal = Decimal("10000.00"),
+        id_seed: int | None = None,
     ):
         super().__init__(clock, crowd, faults=faults, port=port, balance=balance)
-        self.state = TolokaState(clock.now, balance=Decimal(balance), seed=crowd.seed)
+        self.state = TolokaState(clock.now, balance=Decimal(balance), seed=crowd.seed, id_seed=id_seed)
         self.state.lock = self.lock
-        self.api = TolokaApi(self.state)
+        self.profiles = {w.worker_id: worker_profile(w, crowd.seed) for w in crowd.workers}
+        self.webhooks = Webhooks(self.state)
+        self.state.on_event = self.webhooks.notify
+        self.api = TolokaApi(self.state, self.profiles, self.webhooks)
 
     # ----------------------------------------------------------------- HTTP
     def operation(self, request: Request) -> str:
@@ -54,6 +65,7 @@ class Server(LocalServer):
 
     def handle(self, request: Request) -> Response:
         params = {k: v[-1] for k, v in request.query.items()}
+        self.api.base_url = self.url
         status, headers, body = self.api.handle(
             request.method, request.path, params, request.body, request.headers
         )
@@ -86,11 +98,18 @@ class Server(LocalServer):
         with self._at(now):
             self.state.tick()
 
-    @staticmethod
-    def _profile(worker: SimWorker) -> dict[str, Any]:
-        return {"country": worker.country, "languages": "EN"}
+    def stop(self) -> None:
+        self.webhooks.stop()
+        super().stop()
+
+    def _profile(self, worker: SimWorker) -> dict[str, Any]:
+        return self.profiles[worker.worker_id]
 
     def _is_exam(self, pool: dict[str, Any]) -> bool:
+        """A training, or a pool of golden tasks only: its known solutions are what a careful
+        worker knows (a training's hints teach them)."""
+        if pool["_kind"] == "trainings":
+            return True
         mixer = pool.get("mixer_config") or {}
         return not mixer.get("real_tasks_count") and bool(mixer.get("golden_tasks_count"))
 
@@ -108,7 +127,7 @@ class Server(LocalServer):
             a = self.state.take(worker.worker_id, offer.ref, self._profile(worker))
             if a is None:
                 return None
-            pool = self.state.store["pools"][a["pool_id"]]
+            pool = self.state.pool(a["pool_id"])
             project = self.state.store["projects"][pool["project_id"]]
             exam = self._is_exam(pool)
             tasks = []
@@ -120,9 +139,11 @@ class Server(LocalServer):
     def submit(self, worker: SimWorker, job: Job, answers: list[dict[str, Any]], now: datetime) -> None:
         with self._at(now):
             try:
-                self.state.submit(job.handle, answers)
+                a = self.state.submit(job.handle, answers)
             except ApiError:
-                pass  # expired meanwhile: the worker's late answer is lost, as on Toloka
+                return  # expired meanwhile: the worker's late answer is lost, as on Toloka
+            project = self.state.store["projects"][self.state.pool(a["pool_id"])["project_id"]]
+            attach_files(self.state, a, project["task_spec"]["output_spec"])
 
     def abandon(self, worker: SimWorker, job: Job, now: datetime) -> None:
         with self._at(now):

@@ -2,7 +2,9 @@
 
 One route table maps (method, path pattern) to a handler; one generic search serves every
 ``GET`` listing (filters ``field``, ``field_gt/gte/lt/lte``, comma lists, ``sort``, ``limit``,
-``{"items", "has_more"}``), so per-route code holds only what the service does.
+``{"items", "has_more"}``), so per-route code holds only what the service does. A few routes
+live outside ``/api/v1`` as on Toloka (``/api/new/.../assignments.tsv``, ``/api/staging/analytics-2``);
+what they compute is in ``reports``, messages and attachments in ``threads``, webhooks in ``webhooks``.
 """
 
 from __future__ import annotations
@@ -10,12 +12,17 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from . import reports, threads
 from .errors import ApiError, field_error, not_found, validation
-from .state import TolokaState, id_key, parse_ts
+from .profiles import user_metadata
+from .state import TolokaState, id_key
+from .times import parse_ts
+from .webhooks import Webhooks
 
 Handler = Callable[..., tuple[int, Any]]
 _DATES = {
@@ -49,6 +56,14 @@ _NOT_FILTERS = {
 }
 
 
+@dataclass
+class Raw:
+    """A response that is not JSON (the results TSV, an attachment's bytes)."""
+
+    content_type: str
+    body: bytes
+
+
 def _key(field: str, value: Any) -> Any:
     if value is None:
         return None
@@ -70,7 +85,7 @@ def _matches(obj: dict[str, Any], params: dict[str, str]) -> bool:
                 return False
         else:
             have = obj.get(name)
-            if name == "task_id":  # assignments and suites: does it hold this task?
+            if name == "task_id" and "tasks" in obj:  # assignments and suites: does it hold this task?
                 if raw not in {t.get("id") for t in obj.get("tasks", [])}:
                     return False
             elif _key(name, have) not in {_key(name, v) for v in raw.split(",")}:
@@ -92,8 +107,16 @@ def _sort_key(fields: list[str]) -> Callable[[dict[str, Any]], tuple]:
 class TolokaApi:
     """Routes requests to the state. ``handle`` is transport-free so any HTTP server can host it."""
 
-    def __init__(self, state: TolokaState):
+    def __init__(
+        self,
+        state: TolokaState,
+        profiles: dict[str, dict[str, Any]] | None = None,
+        webhooks: Webhooks | None = None,
+    ):
         self.state = state
+        self.profiles = profiles or {}  # worker id -> Toloker profile (profiles.worker_profile)
+        self.webhooks = webhooks or Webhooks(state)
+        self.base_url = ""  # the server's own URL, for links in reports
         s = state
         self.routes: list[tuple[str, re.Pattern[str], str, Handler]] = []
         collections = [
@@ -121,7 +144,7 @@ class TolokaApi:
         )
         self._add("POST", "projects", "/projects/(?P<id>[^/]+)/archive", self.archive_project)
         for kind in ("pools", "trainings"):
-            self._add("POST", kind, f"/{kind}", lambda p, b, k=kind: (201, s.create_pool(b, k)))
+            self._add("POST", kind, f"/{kind}", lambda p, b, k=kind: (201, s.public(k, s.create_pool(b, k))))
             self._add(
                 "PUT", kind, f"/{kind}/(?P<id>[^/]+)", lambda p, b, id, k=kind: (200, self.replace(k, id, b))
             )
@@ -182,9 +205,77 @@ class TolokaApi:
             lambda p, b, id: self.delete("user-restrictions", id),
         )
         self._add("GET", "requester", "/requester", lambda p, b: (200, s.requester()))
+        self._extra_routes()
+
+    def _extra_routes(self) -> None:
+        """Reports, aggregation, cloning, Toloker data, messages, attachments, webhooks."""
+        s = self.state
+        self._add_raw(
+            "GET",
+            "assignments.tsv",
+            "/api/new/requester/pools/(?P<id>[^/]+)/assignments.tsv",
+            lambda p, b, id: (
+                200,
+                Raw("text/tab-separated-values; charset=utf-8",
+                    reports.assignments_tsv(s, id, p, self.base_url).encode()),
+            ),
+        )
+        self._add_raw(
+            "POST", "analytics", "/api/staging/analytics-2",
+            lambda p, b: (202, reports.analytics(s, b, self.active_workers)),
+        )
+        self._add(
+            "POST", "aggregated-solutions", "/aggregated-solutions/aggregate-by-pool",
+            lambda p, b: (202, reports.aggregate(s, b)),
+        )
+        self._add(
+            "POST", "aggregated-solutions", "/aggregated-solutions/aggregate-by-task",
+            lambda p, b: (200, reports.aggregate_task(s, b)),
+        )
+        self._add(
+            "GET", "aggregated-solutions", "/aggregated-solutions/(?P<id>[^/]+)",
+            lambda p, b, id: self.search(f"aggregated-solutions:{self._op(id)}", p, default_sort="task_id"),
+        )
+        for kind in ("pools", "trainings"):
+            self._add(
+                "POST", kind, f"/{kind}/(?P<id>[^/]+)/clone",
+                lambda p, b, id, k=kind: (202, self.clone(k, id)),
+            )
+        self._add(
+            "GET", "user-metadata", "/user-metadata/(?P<id>[^/]+)",
+            lambda p, b, id: (200, self.user_metadata(id)),
+        )
+        self._add("POST", "message-threads", "/message-threads/compose",
+                  lambda p, b: (201, threads.compose(s, b, self.select_workers)))
+        self._add("GET", "message-threads", "/message-threads",
+                  lambda p, b: self.search("message-threads", p, keep=lambda t: threads.thread_matches(t, p)))
+        self._add("POST", "message-threads", "/message-threads/(?P<id>[^/]+)/reply",
+                  lambda p, b, id: (200, threads.reply(s, id, b)))
+        for action in ("add-to-folders", "remove-from-folders"):
+            self._add(
+                "POST", "message-threads", f"/message-threads/(?P<id>[^/]+)/{action}",
+                lambda p, b, id, add=action.startswith("add"): (200, threads.refile(s, id, b, add)),
+            )
+        self._add("GET", "attachments", "/attachments",
+                  lambda p, b: self.search("attachments", p, keep=lambda a: threads.attachment_matches(a, p)))
+        self._add("GET", "attachments", "/attachments/(?P<id>[^/]+)",
+                  lambda p, b, id: (200, self.one("attachments", id)))
+        self._add("GET", "attachments", "/attachments/(?P<id>[^/]+)/download",
+                  lambda p, b, id: (200, Raw(*threads.download(s, id))))
+        w = self.webhooks
+        self._add("PUT", "webhook-subscriptions", "/webhook-subscriptions", lambda p, b: (201, w.upsert(b)))
+        self._add("GET", "webhook-subscriptions", "/webhook-subscriptions",
+                  lambda p, b: self.search("webhook-subscriptions", p))
+        self._add("GET", "webhook-subscriptions", "/webhook-subscriptions/(?P<id>[^/]+)",
+                  lambda p, b, id: (200, w.public(self.state.get("webhook-subscriptions", id))))
+        self._add("DELETE", "webhook-subscriptions", "/webhook-subscriptions/(?P<id>[^/]+)",
+                  lambda p, b, id: (204, w.delete(id)))
 
     def _add(self, method: str, op: str, pattern: str, handler: Handler) -> None:
-        self.routes.append((method, re.compile(f"^/api/v1{pattern}$"), f"{method} {op}", handler))
+        self._add_raw(method, op, f"/api/v1{pattern}", handler)
+
+    def _add_raw(self, method: str, op: str, pattern: str, handler: Handler) -> None:
+        self.routes.append((method, re.compile(f"^{pattern}$"), f"{method} {op}", handler))
 
     # ------------------------------------------------------------------ dispatch
     def route(self, method: str, path: str) -> tuple[str, Handler, dict[str, str]] | None:
@@ -221,18 +312,31 @@ class TolokaApi:
             return exc.status, {"Content-Type": "application/json", **exc.headers}, dumps(exc.body())
         if result is None:
             return 204, {}, b""
+        if isinstance(result, Raw):
+            return status, {"Content-Type": result.content_type}, result.body
         return status, {"Content-Type": "application/json"}, dumps(result)
 
     # ------------------------------------------------------------------ generic handlers
     def one(self, kind: str, obj_id: str) -> dict[str, Any]:
         return self.state.public(kind, self.state.get(kind, obj_id))
 
-    def search(self, kind: str, params: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    def search(
+        self,
+        kind: str,
+        params: dict[str, str],
+        *,
+        default_sort: str = "id",
+        keep: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> tuple[int, dict[str, Any]]:
+        """``keep`` applies filters on nested fields; the params it reads are not matched again."""
         limit = int(params.get("limit") or 50)
         if not 0 < limit <= 100_000:
             raise validation({"limit": field_error("VALUE_OUT_OF_RANGE", "1..100000")})
-        sort = [f for f in (params.get("sort") or "id").split(",") if f]
-        found = [o for o in self.state.store[kind].values() if _matches(o, params)]
+        sort = [f for f in (params.get("sort") or default_sort).split(",") if f]
+        if keep is not None:
+            nested = ("folder", "folder_ne", "user_id", "assignment_id", "pool_id", "type")
+            params = {k: v for k, v in params.items() if k not in nested}
+        found = [o for o in self.state.store[kind].values() if _matches(o, params) and (keep is None or keep(o))]
         for field in reversed(sort):
             found.sort(key=_sort_key([field.lstrip("-")]), reverse=field.startswith("-"))
         items = [self.state.public(kind, o) for o in found[:limit]]
@@ -240,7 +344,9 @@ class TolokaApi:
 
     def replace(self, kind: str, obj_id: str, body: dict[str, Any]) -> dict[str, Any]:
         obj = self.state.get(kind, obj_id)
-        keep = {k: obj[k] for k in ("id", "status", "created", "project_id", "last_close_reason") if k in obj}
+        fixed = ("id", "status", "created", "project_id", "last_close_reason", "last_started", "last_stopped",
+                 "type", "owner")
+        keep = {k: v for k, v in obj.items() if k in fixed or k.startswith("_")}
         obj.clear()
         obj.update({**body, **keep})
         return self.state.public(kind, obj)
@@ -291,6 +397,35 @@ class TolokaApi:
             self.state.set_user_skill(
                 str(body["user_id"]), str(body["skill_id"]), Decimal(str(body["value"]))
             ),
+        )
+
+    def _op(self, op_id: str) -> str:
+        if f"aggregated-solutions:{op_id}" not in self.state.store:
+            raise not_found("operation", op_id)
+        return op_id
+
+    def clone(self, kind: str, obj_id: str) -> dict[str, Any]:
+        """An empty copy of a pool or training (same settings, no tasks), closed."""
+        original = self.state.get(kind, obj_id)
+        copy = self.state.create_pool(json.loads(dumps(self.state.public(kind, original))), kind)
+        field = f"{kind[:-1]}_id"
+        name = "POOL.CLONE" if kind == "pools" else "TRAINING.CLONE"
+        return self.state.operation(name, {field: obj_id}, details={field: copy["id"]})
+
+    def user_metadata(self, user_id: str) -> dict[str, Any]:
+        if user_id not in self.profiles:
+            raise not_found("user", user_id)
+        return user_metadata(user_id, self.profiles[user_id])
+
+    def select_workers(self, node: dict[str, Any] | None) -> list[str]:
+        return [w for w, prof in self.profiles.items() if self.state.passes_filter(w, node, prof)]
+
+    def active_workers(self, pool: dict[str, Any]) -> int:
+        """Simulated workers who may take the pool's tasks now (Toloka: active Tolokers by filter)."""
+        return sum(
+            self.state.eligible(pool, w, prof) if pool["status"] == "OPEN"
+            else self.state.passes_filter(w, pool.get("filter"), prof)
+            for w, prof in self.profiles.items()
         )
 
     def _op_log(self, op_id: str) -> list[dict[str, Any]]:

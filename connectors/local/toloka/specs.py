@@ -81,3 +81,16 @@ def sim_field_kind(spec: dict[str, Any]) -> str:
     if kind in ("json", "array_json"):
         return "spans"
     return "text"
+
+
+def solved(output: dict[str, Any], known: list[dict[str, Any]]) -> bool:
+    """Correct when some known solution's every given field equals the answer (lists as sets)."""
+
+    def same(a: Any, b: Any) -> bool:
+        if isinstance(a, list) and isinstance(b, list) and all(isinstance(x, str) for x in a + b):
+            return sorted(a) == sorted(b)
+        return a == b
+
+    return any(
+        all(same(output.get(k), v) for k, v in (ks.get("output_values") or {}).items()) for ks in known
+    )

@@ -6,6 +6,12 @@ the mixer that groups loose tasks into task suites (real and golden per the pool
 ``mixer_config``), overlap accounting, grading of control tasks against ``known_solutions``,
 quality-control rules that set skills or restrict workers, idempotent operations, and the
 balance charged on acceptance (reward + 30% fee, at least $0.001) and on bonuses.
+
+Trainings live beside pools in one id space (a task's ``pool_id`` may name either): workers
+take a training's pages first, their share of right answers becomes their training score, and
+a pool's ``quality_control.training_requirement`` admits only those who scored enough. Pools
+close by hand, when complete (after ``auto_close_after_complete_delay_seconds``) or at
+``will_expire``, and record ``last_stopped`` / ``last_close_reason``.
 """
 
 from __future__ import annotations
@@ -16,12 +22,15 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from .errors import ApiError, bad_status, field_error, not_found, validation
-from .specs import check_values
+from .profiles import compare, condition_holds
+from .specs import check_values, solved
+from .times import iso, parse_ts
+from .trainings import Trainings
 
 FEE_RATE = Decimal("0.3")
 MIN_FEE = Decimal("0.001")
@@ -32,16 +41,6 @@ def fee(amount: Decimal) -> Decimal:
     """Toloka's requester fee: 30% of what the worker gets, rounded half-up to $0.001 (the billing
     precision, as in ``payouts/fee_schedules.yaml``), at least $0.001 (none on nothing)."""
     return max(MIN_FEE, (amount * FEE_RATE).quantize(MIN_FEE, ROUND_HALF_UP)) if amount > 0 else Decimal(0)
-
-
-def iso(ts: datetime | None) -> str | None:
-    """Toloka's timestamp format: naive UTC with milliseconds."""
-    return None if ts is None else ts.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds")
-
-
-def parse_ts(value: str) -> datetime:
-    ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
 def id_key(value: str) -> tuple[int, str]:
@@ -58,7 +57,7 @@ class Answered:
     fast: bool
 
 
-class TolokaState:
+class TolokaState(Trainings):
     def __init__(
         self,
         now: Callable[[], datetime],
@@ -66,12 +65,15 @@ class TolokaState:
         balance: Decimal = Decimal("1000"),
         seed: int = 0,
         fast_submit_s: float | None = None,
+        id_seed: int | None = None,
     ):
         self.now = now
+        self.id_seed = id_seed  # None: fresh ids every start; an int: the same ids every run
         self.balance = Decimal(balance)
         self.lock = threading.RLock()
         self.rng = random.Random(seed)
-        self._ids: dict[str, int] = defaultdict(int)
+        self._ids: dict[str, int] = {}
+        self._salts: dict[str, str] = {}
         self.store: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)  # kind -> id -> object
         self.op_logs: dict[str, list[dict[str, Any]]] = {}
         # ("task-suites" | "tasks", id) -> workers who got it
@@ -84,20 +86,37 @@ class TolokaState:
         )  # tasks for the mixer, in order
         self.live: dict[str, dict[str, Any]] = {}  # ACTIVE or SUBMITTED assignments (time acts on these)
         self.version = 0  # bumped whenever work may have appeared (the crowd looks again)
+        self.on_event: Callable[[str, dict[str, Any]], None] | None = None  # webhook delivery
+        # (training id, user) -> percent correct once the worker finished the training
+        self.training_scores: dict[tuple[str, str], Decimal] = {}
+        self.training_since: dict[tuple[str, str], datetime] = {}
 
     # ------------------------------------------------------------------ basics
     def new_id(self, kind: str) -> str:
-        """Projects, pools and skills get short numbers; bulk objects fixed-width ids like Toloka's,
-        so that clients comparing them as strings (toloka-kit's min/max) get the right order."""
-        self._ids[kind] += 1
-        n = self._ids[kind]
-        return str(n) if kind in ("projects", "pools", "trainings", "skills") else f"{n:012x}"
+        """Ids unique to this server start (or repeatable for an explicit ``id_seed``) that still
+        increase in creation order, as Toloka's do, so paging by ``id_gt`` and toloka-kit's string
+        min/max work. Projects, pools and skills get numbers from a random base; trainings share
+        the pools' counter (one id space, as on Toloka); bulk objects Toloka's
+        ``<counter>--<24 hex>`` form. Nothing else may depend on the values: order comes from
+        creation order."""
+        space = "pools" if kind == "trainings" else kind
+        if space not in self._ids:
+            rng = random.Random(f"ids:{self.id_seed}:{space}") if self.id_seed is not None else random.SystemRandom()
+            self._ids[space] = rng.randrange(10**7, 9 * 10**7)
+            self._salts[space] = f"{rng.getrandbits(96):024x}"
+        self._ids[space] += 1
+        n = self._ids[space]
+        return str(n) if space in ("projects", "pools", "skills") else f"{n:010x}--{self._salts[space]}"
 
     def get(self, kind: str, obj_id: str) -> dict[str, Any]:
         obj = self.store[kind].get(obj_id)
         if obj is None:
             raise not_found(kind, obj_id)
         return obj
+
+    def pool(self, pool_id: str) -> dict[str, Any] | None:
+        """A pool or a training: they share one id space, and tasks name either as ``pool_id``."""
+        return self.store["pools"].get(pool_id) or self.store["trainings"].get(pool_id)
 
     def charge(self, what: str, amount: Decimal) -> None:
         self.balance -= amount
@@ -174,16 +193,24 @@ class TolokaState:
             errors["reward_per_assignment"] = field_error("VALUE_TOO_SMALL", "Must be >= 0")
         if errors:
             raise validation(errors)
+        readonly = ("id", "status", "created", "last_started", "last_stopped", "last_close_reason", "type", "owner")
         pool = {
-            **body,
+            **{k: v for k, v in body.items() if k not in readonly},
             "id": self.new_id(kind),
             "project_id": str(body["project_id"]),
             "status": "CLOSED",
             "created": iso(self.now()),
-            "last_close_reason": "MANUAL",
+            "owner": self.owner(),
+            "_kind": kind,
+            "_seq": len(self.store["pools"]) + len(self.store["trainings"]),
         }
+        if kind == "pools":
+            pool["type"] = "REGULAR"
         self.store[kind][pool["id"]] = pool
         return pool
+
+    def owner(self) -> dict[str, Any]:
+        return {"id": "requester-1", "myself": True, "company_id": "local"}
 
     def set_pool_status(self, pool_id: str, action: str, kind: str = "pools") -> dict[str, Any] | None:
         """open / close / archive. ``None`` when the pool is already there (HTTP 204)."""
@@ -195,13 +222,21 @@ class TolokaState:
             return None
         if pool["status"] == "ARCHIVED" or (action == "archive" and pool["status"] == "OPEN"):
             raise bad_status(f"Pool {pool_id} is {pool['status']}; cannot {action} it")
+        if target == "CLOSED" and pool["status"] == "OPEN":
+            self.close_pool(pool, "FOR_UPDATE" if action == "close-for-update" else "MANUAL")
         pool["status"] = target
-        if target == "CLOSED":
-            pool["last_close_reason"] = "FOR_UPDATE" if action == "close-for-update" else "MANUAL"
         if target == "OPEN":
             pool["last_started"] = iso(self.now())
         op_name = {"pools": "POOL", "trainings": "TRAINING"}[kind] + "." + action.split("-")[0].upper()
         return self.operation(op_name, {f"{kind[:-1]}_id": pool_id})
+
+    def close_pool(self, pool: dict[str, Any], reason: str) -> None:
+        """Every way a pool closes (by hand, completed, expired) records when and why, and tells
+        webhook subscribers."""
+        pool.update(status="CLOSED", last_close_reason=reason, last_stopped=iso(self.now()))
+        pool.pop("_completed_at", None)
+        if self.on_event:
+            self.on_event("POOL_CLOSED", {"pool_id": pool["id"]})
 
     def create_skill(self, body: dict[str, Any]) -> dict[str, Any]:
         if not body.get("name"):
@@ -235,7 +270,10 @@ class TolokaState:
 
     # ------------------------------------------------------------------ tasks and task suites
     def _project_of(self, pool_id: str) -> dict[str, Any]:
-        return self.get("projects", self.get("pools", pool_id)["project_id"])
+        pool = self.pool(pool_id)
+        if pool is None:
+            raise not_found("pools", pool_id)
+        return self.get("projects", pool["project_id"])
 
     def _check_task(self, task: dict[str, Any], pool_id: str) -> dict[str, dict[str, str]]:
         spec = self._project_of(pool_id)["task_spec"]
@@ -256,9 +294,9 @@ class TolokaState:
         if pool_id is None:
             return None, {"pool_id": field_error("VALUE_REQUIRED", "Value must be present")}
         pool_id = str(pool_id)
-        if pool_id not in self.store["pools"]:
+        if self.pool(pool_id) is None:
             return None, {"pool_id": field_error("DOES_NOT_EXIST", f"Pool {pool_id} does not exist")}
-        if self.store["pools"][pool_id]["status"] == "ARCHIVED":
+        if self.pool(pool_id)["status"] == "ARCHIVED":
             return None, {"pool_id": field_error("INAPPROPRIATE_STATUS", "Pool is archived")}
         return pool_id, {}
 
@@ -276,7 +314,7 @@ class TolokaState:
     def _store_task(
         self, raw: dict[str, Any], pool_id: str, allow_defaults: bool, loose: bool
     ) -> dict[str, Any]:
-        pool = self.store["pools"][pool_id]
+        pool = self.pool(pool_id)
         golden = bool(raw.get("known_solutions"))
         overlap, infinite = self._overlap(raw, pool, "default_overlap_for_new_tasks", allow_defaults, golden)
         task = {k: v for k, v in raw.items() if not k.startswith("__")}
@@ -313,7 +351,8 @@ class TolokaState:
             if pool_id is not None:
                 if kind == "tasks":
                     errs = self._check_task(obj, pool_id)
-                    if not (self.store["pools"][pool_id].get("mixer_config")):
+                    pool = self.pool(pool_id)
+                    if pool["_kind"] == "pools" and not pool.get("mixer_config"):
                         errs["pool_id"] = field_error("MIXER_CONFIG_REQUIRED", "Pool has no mixer_config")
                 else:
                     for j, task in enumerate(obj.get("tasks") or []):
@@ -348,8 +387,8 @@ class TolokaState:
         pools = {str(o["pool_id"]) for o in created.values()}
         if params.get("open_pool") == "true":
             for pool_id in pools:
-                if self.store["pools"][pool_id]["status"] == "CLOSED":
-                    self.set_pool_status(pool_id, "open")
+                if self.pool(pool_id)["status"] == "CLOSED":
+                    self.set_pool_status(pool_id, "open", self.pool(pool_id)["_kind"])
         if async_mode:
             op_type = "TASK.BATCH_CREATE" if kind == "tasks" else "TASK_SUITE.BATCH_CREATE"
             details = {
@@ -360,7 +399,7 @@ class TolokaState:
             }
             op = self.operation(
                 op_type,
-                {k: v for k, v in params.items() if k != "async_mode"},
+                {k: params.get(k, "false") == "true" for k in ("skip_invalid_items", "allow_defaults", "open_pool")},
                 op_id=op_id,
                 log=log,
                 details=details,
@@ -376,7 +415,7 @@ class TolokaState:
 
     def _store_suite(self, raw: dict[str, Any], allow_defaults: bool) -> dict[str, Any]:
         pool_id = str(raw["pool_id"])
-        pool = self.store["pools"][pool_id]
+        pool = self.pool(pool_id)
         tasks = [
             self._store_task({**t, "infinite_overlap": True}, pool_id, False, False) for t in raw["tasks"]
         ]
@@ -436,14 +475,17 @@ class TolokaState:
         else:
             a.update(status="REJECTED", rejected=iso(self.now()))
             self._release(a)
+            self._event("ASSIGNMENT_REJECTED", a)
         if comment is not None:
             a["public_comment"] = comment
         return a
 
     def _accept(self, a: dict[str, Any]) -> None:
         reward = Decimal(str(a["reward"]))
-        self.charge(f"assignment {a['id']}", reward + fee(reward))
+        if reward:
+            self.charge(f"assignment {a['id']}", reward + fee(reward))
         a.update(status="ACCEPTED", accepted=iso(self.now()))
+        self._event("ASSIGNMENT_APPROVED", a)
 
     def _release(self, a: dict[str, Any]) -> None:
         """Give the work back to the pool (rejected, expired or skipped assignments)."""
@@ -513,10 +555,16 @@ class TolokaState:
         if async_mode:
             return 202, self.operation(
                 "USER_BONUS.BATCH_CREATE",
-                {"operation_id": op_id},
+                {"skip_invalid_items": params.get("skip_invalid_items", "false") == "true"},
                 op_id=op_id,
                 log=log,
-                details={"success_count": len(created), "failed_count": len(errors)},
+                details={
+                    "total_count": len(created) + len(errors),
+                    "valid_count": len(created),
+                    "not_valid_count": len(errors),
+                    "success_count": len(created),
+                    "failed_count": len(errors),
+                },
                 failed=bool(errors) and not created,
             )
         if not is_list:
@@ -561,26 +609,31 @@ class TolokaState:
             return all(self.passes_filter(user_id, n, profile) for n in node["and"])
         if "or" in node:
             return any(self.passes_filter(user_id, n, profile) for n in node["or"])
+        skill = None
         if node.get("category") == "skill":
-            have = self.skill_value(user_id, str(node["key"]))
-        elif node.get("key") in profile:
-            have = profile[node["key"]]
-        else:
-            return True  # a profile attribute the simulated crowd does not model
-        return compare(have, node.get("operator", "EQ"), node.get("value"))
+            key = str(node["key"])
+            skill = self.skill_value(user_id, key)
+            if skill is None:
+                skill = (profile.get("_skills") or {}).get(key)
+        return condition_holds(node, profile, skill)
 
     # ------------------------------------------------------------------ the crowd's side
     def eligible(self, pool: dict[str, Any], user_id: str, profile: dict[str, Any]) -> bool:
-        return (
-            pool["status"] == "OPEN"
-            and not self.restricted(user_id, pool)
-            and self.passes_filter(user_id, pool.get("filter"), profile)
-        )
+        if pool["status"] != "OPEN" or self.restricted(user_id, pool):
+            return False
+        if pool["_kind"] == "trainings":
+            return self._may_train(pool, user_id, profile)
+        required = (pool.get("quality_control") or {}).get("training_requirement") or {}
+        if required.get("training_pool_id") is not None:
+            score = self.training_scores.get((str(required["training_pool_id"]), user_id))
+            if score is None or score < Decimal(str(required.get("training_passing_skill_value") or 0)):
+                return False
+        return self.passes_filter(user_id, pool.get("filter"), profile)
 
     def open_pools(self) -> list[dict[str, Any]]:
-        return sorted(
-            (p for p in self.store["pools"].values() if p["status"] == "OPEN"), key=lambda p: id_key(p["id"])
-        )
+        """Open pools and trainings in creation order (never by id value)."""
+        found = [p for kind in ("pools", "trainings") for p in self.store[kind].values() if p["status"] == "OPEN"]
+        return sorted(found, key=lambda p: p["_seq"])
 
     def has_work(self, pool: dict[str, Any], user_id: str) -> bool:
         return self._next_suite(pool, user_id, dry=True) is not None
@@ -589,7 +642,7 @@ class TolokaState:
         self, user_id: str, pool_id: str, profile: dict[str, Any] | None = None
     ) -> dict[str, Any] | None:
         """Issue the next task suite of this pool to the worker as an ACTIVE assignment, or None."""
-        pool = self.store["pools"].get(pool_id)
+        pool = self.pool(pool_id)
         if pool is None or not self.eligible(pool, user_id, profile or {}):
             return None
         suite = self._next_suite(pool, user_id)
@@ -602,19 +655,26 @@ class TolokaState:
             "pool_id": pool["id"],
             "user_id": user_id,
             "status": "ACTIVE",
-            "reward": Decimal(str(pool["reward_per_assignment"])),
+            "reward": Decimal(str(pool.get("reward_per_assignment") or 0)),
             "tasks": [{**t, "pool_id": pool["id"]} for t in suite["tasks"]],
             "automerged": False,
             "created": iso(now),
             "mixed": suite.get("mixed", False),
-            "owner": {"id": "requester-1", "myself": True},
+            "owner": self.owner(),
             "_deadline": now + timedelta(seconds=int(pool["assignment_max_duration_seconds"])),
         }
         self.store["assignments"][a["id"]] = a
         self.live[a["id"]] = a
+        self._event("ASSIGNMENT_CREATED", a)
         return a
 
+    def _event(self, kind: str, a: dict[str, Any]) -> None:
+        if self.on_event:
+            self.on_event(kind, {"pool_id": a["pool_id"], "assignment_id": a["id"], "new_status": a["status"]})
+
     def _next_suite(self, pool: dict[str, Any], user_id: str, dry: bool = False) -> Any:
+        if pool["_kind"] == "trainings":
+            return self._training_suite(pool, user_id, dry)
         for suite in self.suites_by_pool[pool["id"]]:
             if user_id in self.done_by[("task-suites", suite["id"])]:
                 continue
@@ -626,6 +686,21 @@ class TolokaState:
                     suite["remaining_overlap"] -= 1
                 return suite
         return self._mix(pool, user_id, dry)
+
+    def _new_suite(self, pool: dict[str, Any], chosen: list[dict[str, Any]]) -> dict[str, Any]:
+        suite = {
+            "id": self.new_id("task-suites"),
+            "pool_id": pool["id"],
+            "mixed": True,
+            "automerged": False,
+            "overlap": 1,
+            "remaining_overlap": 0,
+            "infinite_overlap": False,
+            "created": iso(self.now()),
+            "tasks": [self._suite_task(t) for t in chosen],
+        }
+        self.store["task-suites"][suite["id"]] = suite
+        return suite
 
     def _mix(self, pool: dict[str, Any], user_id: str, dry: bool = False) -> Any:
         """Group loose tasks into a suite for this worker per the pool's mixer config."""
@@ -645,19 +720,7 @@ class TolokaState:
             self.done_by[("tasks", t["id"])].add(user_id)
             if not t.get("infinite_overlap"):
                 t["remaining_overlap"] -= 1
-        suite = {
-            "id": self.new_id("task-suites"),
-            "pool_id": pool["id"],
-            "mixed": True,
-            "automerged": False,
-            "overlap": 1,
-            "remaining_overlap": 0,
-            "infinite_overlap": False,
-            "created": iso(self.now()),
-            "tasks": [self._suite_task(t) for t in chosen],
-        }
-        self.store["task-suites"][suite["id"]] = suite
-        return suite
+        return self._new_suite(pool, chosen)
 
     def submit(
         self, assignment_id: str, outputs: list[dict[str, Any]], *, duration_s: float | None = None
@@ -666,7 +729,7 @@ class TolokaState:
         a = self.get("assignments", assignment_id)
         if a["status"] != "ACTIVE":
             raise bad_status(f"Assignment {assignment_id} is {a['status']}")
-        pool = self.store["pools"][a["pool_id"]]
+        pool = self.pool(a["pool_id"])
         if len(outputs) != len(a["tasks"]):
             raise validation({"solutions": field_error("INVALID_LENGTH", "One solution per task")})
         now = self.now()
@@ -680,6 +743,11 @@ class TolokaState:
         self.history[(pool["id"], a["user_id"])].append(
             Answered(len(graded), sum(graded), took < float(_fast_threshold(pool)))
         )
+        self._event("ASSIGNMENT_SUBMITTED", a)
+        if pool["_kind"] == "trainings":  # training pages are free and accepted at once
+            self._accept(a)
+            self._finish_training(pool, a["user_id"])
+            return a
         self._quality_control(pool, a["user_id"])
         if pool.get("auto_accept_solutions"):
             self._accept(a)
@@ -692,35 +760,57 @@ class TolokaState:
             raise bad_status(f"Assignment {assignment_id} is {a['status']}")
         a.update(status="SKIPPED", skipped=iso(self.now()))
         self._release(a)
+        self._event("ASSIGNMENT_SKIPPED", a)
         return a
 
     def tick(self) -> None:
-        """Let time act: expire overdue assignments, auto-accept after the pool's review period."""
+        """Let time act: close pools whose ``will_expire`` has come, expire overdue assignments,
+        auto-accept after the pool's review period."""
         now = self.now()
+        for pool in self.store["pools"].values():
+            if pool["status"] != "OPEN":
+                continue
+            if pool.get("will_expire") and parse_ts(str(pool["will_expire"])) <= now:
+                self.close_pool(pool, "EXPIRED")
+            elif "_completed_at" in pool:
+                delay = timedelta(seconds=int(pool.get("auto_close_after_complete_delay_seconds") or 0))
+                if not self._is_complete(pool):
+                    del pool["_completed_at"]
+                elif pool["_completed_at"] + delay <= now:
+                    del pool["_completed_at"]
+                    self.close_pool(pool, "COMPLETED")
         for a in list(self.live.values()):
             if a["status"] not in ("ACTIVE", "SUBMITTED"):
                 del self.live[a["id"]]
             elif a["status"] == "ACTIVE" and a["_deadline"] <= now:
                 a.update(status="EXPIRED", expired=iso(now))
                 self._release(a)
+                self._event("ASSIGNMENT_EXPIRED", a)
             elif a["status"] == "SUBMITTED":
-                days = self.store["pools"][a["pool_id"]].get("auto_accept_period_day")
+                days = self.pool(a["pool_id"]).get("auto_accept_period_day")
                 if days and parse_ts(a["submitted"]) + timedelta(days=int(days)) <= now:
                     self._accept(a)
 
-    def _maybe_complete(self, pool: dict[str, Any]) -> None:
-        """Toloka closes a pool by itself once every task is done."""
+    def _is_complete(self, pool: dict[str, Any]) -> bool:
         pid = pool["id"]
         suites = self.suites_by_pool[pid]
         loose = [t for t in self.loose_by_pool[pid] if not t.get("known_solutions")]
-        if not suites and not loose:
-            return
-        if (
-            all(not s.get("infinite_overlap") and s["remaining_overlap"] == 0 for s in suites)
+        return (
+            bool(suites or loose)
+            and all(not s.get("infinite_overlap") and s["remaining_overlap"] == 0 for s in suites)
             and all(t["remaining_overlap"] == 0 for t in loose)
             and not any(a["status"] == "ACTIVE" and a["pool_id"] == pid for a in self.live.values())
-        ):
-            pool.update(status="CLOSED", last_close_reason="COMPLETED")
+        )
+
+    def _maybe_complete(self, pool: dict[str, Any]) -> None:
+        """Toloka closes a pool by itself once every task is done, after the pool's
+        ``auto_close_after_complete_delay_seconds`` (in which new tasks keep it open)."""
+        if not self._is_complete(pool):
+            return
+        if int(pool.get("auto_close_after_complete_delay_seconds") or 0):
+            pool.setdefault("_completed_at", self.now())
+        else:
+            self.close_pool(pool, "COMPLETED")
 
     def _quality_control(self, pool: dict[str, Any], user_id: str) -> None:
         for config in (pool.get("quality_control") or {}).get("configs", []):
@@ -813,36 +903,3 @@ def _fast_threshold(pool: dict[str, Any]) -> float:
         if c.get("type") == "ASSIGNMENT_SUBMIT_TIME":
             return float((c.get("parameters") or {}).get("fast_submit_threshold_seconds") or 0)
     return 0.0
-
-
-def solved(output: dict[str, Any], known: list[dict[str, Any]]) -> bool:
-    """Correct when some known solution's every given field equals the answer (lists as sets)."""
-
-    def same(a: Any, b: Any) -> bool:
-        if isinstance(a, list) and isinstance(b, list) and all(isinstance(x, str) for x in a + b):
-            return sorted(a) == sorted(b)
-        return a == b
-
-    return any(
-        all(same(output.get(k), v) for k, v in (ks.get("output_values") or {}).items()) for ks in known
-    )
-
-
-def compare(have: Any, operator: str, value: Any) -> bool:
-    if operator == "EQ":
-        return _num(have) == _num(value)
-    if operator == "NE":
-        return _num(have) != _num(value)
-    if have is None or value is None:
-        return False
-    a, b = _num(have), _num(value)
-    return {"GT": a > b, "GTE": a >= b, "LT": a < b, "LTE": a <= b}.get(operator, False)
-
-
-def _num(v: Any) -> Any:
-    if isinstance(v, bool) or v is None:
-        return v
-    try:
-        return Decimal(str(v))
-    except ArithmeticError:
-        return v
