@@ -281,14 +281,18 @@ class MTurkConnector:
         return call_with_retry(attempt, classify=self._classify, policy=self.retry, provider=PROVIDER,
                                operation=operation, on_retry=note)
 
-    def _pages(self, operation: str, key: str, **params: Any) -> Iterator[dict[str, Any]]:
-        """Every item of a NextToken-paginated listing, 100 per call."""
-        token = None
+    def _pages(self, operation: str, key: str, *, enough: int | None = None,
+               **params: Any) -> Iterator[dict[str, Any]]:
+        """Every item of a NextToken-paginated listing, 100 per call; with ``enough``, no page is
+        asked for once that many items came (MTurk hands a NextToken with every non-empty page,
+        so the call after the last one would only bring an empty page)."""
+        token, count = None, 0
         while True:
             page = self._call(operation, MaxResults=100, **params, **({"NextToken": token} if token else {}))
             yield from page.get(key, [])
+            count += len(page.get(key, []))
             token = page.get("NextToken")
-            if not token or not page.get(key):
+            if not token or not page.get(key) or (enough is not None and count >= enough):
                 return
 
     def _map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
@@ -498,25 +502,18 @@ class MTurkConnector:
 
     def _read_hit(self, hit_id: str, info: _Hit) -> list[RawAssignment]:
         """The HIT's assignments not read before, or read in another state (approved, rejected).
-        Paging stops once the answers the counts promised are in: MTurk hands a NextToken with
-        every full or partial page, and following it would cost a call for an empty page."""
-        new, read, token = [], 0, None
-        expected = info.counts[0] if info.counts else None
-        while True:
-            page = self._call("ListAssignmentsForHIT", HITId=hit_id, MaxResults=100,
-                              AssignmentStatuses=["Submitted", "Approved", "Rejected"],
-                              **({"NextToken": token} if token else {}))
-            for a in page.get("Assignments", []):
-                status = str(a.get("AssignmentStatus", "Submitted"))[:1]
-                before = info.seen.get(a["AssignmentId"])
-                info.seen[a["AssignmentId"]] = status
-                if before is None or before not in ("?", status):
-                    new.append(self._raw(a, info))
-            read += len(page.get("Assignments", []))
-            token = page.get("NextToken")
-            # more than the counts said are answers submitted since: the next poll's counts show them
-            if not token or not page.get("Assignments") or (expected is not None and read >= expected):
-                return new
+        Paging stops once the answers the counts promised are in (more than that are answers
+        submitted since: the next poll's counts show them)."""
+        new = []
+        for a in self._pages("ListAssignmentsForHIT", "Assignments", HITId=hit_id,
+                             AssignmentStatuses=["Submitted", "Approved", "Rejected"],
+                             enough=info.counts[0] if info.counts else None):
+            status = str(a.get("AssignmentStatus", "Submitted"))[:1]
+            before = info.seen.get(a["AssignmentId"])
+            info.seen[a["AssignmentId"]] = status
+            if before is None or before not in ("?", status):
+                new.append(self._raw(a, info))
+        return new
 
     def fetch(self, batch: BatchRef, cursor: str | None, pages: Sequence[str] | None = None) -> FetchResult:
         """New assignments of the batch since ``cursor`` (see the module docstring for its cost).
