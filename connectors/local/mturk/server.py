@@ -361,21 +361,20 @@ class Server(LocalServer):
             a.feedback = feedback
 
     def _notify(self, hit: HIT, kind: str, at: datetime, assignment_id: str | None = None) -> None:
-        if kind == "HITReviewable":  # once per time the HIT becomes Reviewable
-            if hit.hit_id in self._reviewable:
-                return
-            self._reviewable.add(hit.hit_id)
-        elif kind == "HITExtended":
+        if kind == "HITExtended":  # it may become Reviewable again
             self._reviewable.discard(hit.hit_id)
         t = hit.hit_type
         if t.notify and t.notification and kind in t.notification["EventTypes"]:
             self.notifier.send(t.notification, [notify.event(kind, at, t.hit_type_id, hit.hit_id, assignment_id)])
-        if kind == "HITReviewable":  # MTurk applies a HIT-level review policy whenever the HIT becomes Reviewable
-            self.policies.hit_reviewable(hit.hit_id, at)
 
     def _if_reviewable(self, hit: HIT, at: datetime) -> None:
-        if self._status(hit, at) == "Reviewable":
-            self._notify(hit, "HITReviewable", at)
+        """Once per time the HIT becomes Reviewable: its notification, then the HIT-level review
+        policy, which MTurk applies at that moment."""
+        if self._status(hit, at) != "Reviewable" or hit.hit_id in self._reviewable:
+            return
+        self._reviewable.add(hit.hit_id)
+        self._notify(hit, "HITReviewable", at)
+        self.policies.hit_reviewable(hit.hit_id, at)
 
     # ----------------------------------------------------------------- validation of semantics
     def _check_requirements(self, reqs: list[dict[str, Any]]) -> None:
