@@ -22,8 +22,12 @@ Peak RSS: the child's VmRSS when the poll starts and its VmHWM over the poll alo
 /proc/self/clear_refs just before it); ``ru_maxrss`` (whole child, imports included) as well.
 Marketplace calls inside review (approve/reject) and quality (block, unblock, grant, revoke) are
 timed apart, so ``per_s_without_approve_calls`` is the local work the issue's target is about.
-Inside quality, ``quality_parts_s``: ``worker_inputs`` (all of it), its ``agreement`` (the stage's
-label fit), and in that ``stage_labels`` (reading the stage's labels) and ``fit_labels`` (the fit).
+Two timed polls per size: the first ("catch_up") is the first poll after the stage grew, which
+tallies every synthetic judgement (``quality.tallies``, as the first poll after the 0006 migration
+does) and refits the stage's agreement (``quality.agreement``: its labels grew past the schedule);
+then the crowd submits ``--new`` more and the second ("steady") is a poll between refits, the
+state a big stage is in almost always. Inside quality, ``quality_parts_s``: ``worker_inputs``,
+its ``catch_up`` and ``agreement``, in that ``refit`` and in that ``coded_labels`` and ``fit_labels``.
 Prints one JSON line per size; the results and the command go to benchmarks/RESULTS.md.
 """
 
@@ -31,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import resource
 import sqlite3
@@ -154,7 +159,8 @@ def grow(db_path: Path, stage_id: int, size: int, workers: list[str], seed: int 
                                          "answers": json.dumps(answers)})
             for j in judgements.get(a["id"], []):
                 batch["judgements"].append({**j, "id": next_id["judgements"], "assignment_pk": apk,
-                                            "task_id": task_ids[j["task_id"]], "worker_id": worker})
+                                            "task_id": task_ids[j["task_id"]], "worker_id": worker,
+                                            "tallied": 0})  # counted by the next poll, as after a migration
                 next_id["judgements"] += 1
             e = rewards.get(a["assignment_id"])
             if e is not None:
@@ -208,15 +214,20 @@ def build(size: int, new: int, workers: int, seed: int, keep: bool) -> dict:
             "SELECT count(*) FROM assignments WHERE stage_id = ?", (stage_id,)).fetchone()[0]
         out["grow"] = grow(db_path, stage_id, size, sorted(w.worker_id for w in mp.crowd.workers), seed)
         out["pages_published"] = len(mp.server.hits)
-        before = submitted(mp)
-        t0 = time.perf_counter()
-        work_until(mp, before + new)
-        out["crowd_s"] = round(time.perf_counter() - t0, 1)
-        child = subprocess.run([sys.executable, __file__, "--child", str(db_path), mp.url, name],
-                               capture_output=True, text=True, check=False)
-        if child.returncode != 0:
-            raise RuntimeError(child.stderr[-3000:])
-        out.update(json.loads(child.stdout.strip().splitlines()[-1]))
+        for run in ("catch_up", "steady"):
+            before = submitted(mp)
+            t0 = time.perf_counter()
+            work_until(mp, before + new)
+            out[f"crowd_s_{run}"] = round(time.perf_counter() - t0, 1)
+            child = subprocess.run([sys.executable, __file__, "--child", str(db_path), mp.url, name],
+                                   capture_output=True, text=True, check=False)
+            if child.returncode != 0:
+                raise RuntimeError(child.stderr[-3000:])
+            result = json.loads(child.stdout.strip().splitlines()[-1])
+            if run == "catch_up":
+                out["catch_up"] = result
+            else:
+                out.update(result)
     if not keep:
         for p in sorted(work.rglob("*"), reverse=True):
             p.unlink() if p.is_file() else p.rmdir()
@@ -269,7 +280,7 @@ def child(db_path: str, url: str, name: str) -> None:
     import campaigns.engine.cursor as cursor_module
     import campaigns.engine.poll as poll_module
     import campaigns.quality.actions as actions_module
-    import campaigns.quality.labels as labels_module
+    import campaigns.quality.agreement as agreement_module
     import campaigns.quality.trust as trust_module
     from campaigns.engine.pipeline import STEPS
     from campaigns.store.database import open_store
@@ -288,11 +299,13 @@ def child(db_path: str, url: str, name: str) -> None:
     for step in STEPS:
         step.run = timed(times, step.__name__.rsplit(".", 1)[-1], step.run, cpu)
     poll_module.finish_stages = timed(times, "finish", poll_module.finish_stages, cpu)
-    parts: dict[str, float] = {}  # inside quality: worker_inputs > agreement > stage_fit > stage_labels, fit_labels
+    parts: dict[str, float] = {}  # inside quality: worker_inputs > (catch_up, agreement > refit > reads, fit)
     actions_module.worker_inputs = timed(parts, "worker_inputs", actions_module.worker_inputs)
-    trust_module.agreement = timed(parts, "agreement", trust_module.agreement)
-    labels_module.stage_labels = timed(parts, "stage_labels", labels_module.stage_labels)
-    labels_module.fit_labels = timed(parts, "fit_labels", labels_module.fit_labels)
+    trust_module.catch_up = timed(parts, "catch_up", trust_module.catch_up)
+    trust_module.campaign_agreement = timed(parts, "agreement", trust_module.campaign_agreement)
+    agreement_module.refit = timed(parts, "refit", agreement_module.refit)
+    agreement_module.coded_labels = timed(parts, "coded_labels", agreement_module.coded_labels)
+    agreement_module.fit_labels = timed(parts, "fit_labels", agreement_module.fit_labels)
     for op in ("approve", "reject"):
         setattr(conn, op, timed(times, "review_marketplace_calls", getattr(conn, op)))
     for op in ("block", "unblock", "grant", "revoke", "ensure_pool"):
@@ -301,10 +314,23 @@ def child(db_path: str, url: str, name: str) -> None:
     Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM: the peak below is the poll's own
     rss_start = vm("VmRSS")
     t0, c0 = time.perf_counter(), time.process_time()
-    report = poll_module.poll(store, name, endpoint=url, connector=conn)
+    profile = os.environ.get("POLL_PROFILE")  # a path: the poll's cProfile stats go there (per run)
+    if profile:
+        import cProfile
+
+        prof = cProfile.Profile()
+        report = prof.runcall(poll_module.poll, store, name, endpoint=url, connector=conn)
+        prof.dump_stats(f"{profile}.{os.getpid()}")
+    else:
+        report = poll_module.poll(store, name, endpoint=url, connector=conn)
     total, total_cpu = time.perf_counter() - t0, time.process_time() - c0
     rss_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     poll_peak = vm("VmHWM")
+    with store.session() as s:
+        from sqlmodel import select
+
+        from campaigns.store.models import StageFit
+        refits = [f.fitted_labels for f in s.exec(select(StageFit)).all()]
     store.engine.dispose()
     sp = report.stages[0]
     plain = plain_insert(Path(db_path), first_pk)
@@ -328,6 +354,7 @@ def child(db_path: str, url: str, name: str) -> None:
         "rss_before_mb": round(rss_before / 1024, 1), "rss_peak_mb": round(rss_peak / 1024, 1),
         "rss_at_poll_start_mb": rss_start, "rss_peak_during_poll_mb": poll_peak,
         "api_calls": dict(sorted(report.api_calls.items())),
+        "refits": refits,
     }), flush=True)
 
 
@@ -361,14 +388,17 @@ def main() -> None:
         print(json.dumps(row), flush=True)
     phases = ["fetch", "ingest", "review", "quality", "pay", "extensions", "probes", "follow_ups", "close_probes",
               "waves", "pages", "finish"]
-    print("\n| stage answers | new | poll s | poll CPU s | new/s | " + " | ".join(phases)
-          + " | ingest vs plain | peak RSS MB |", file=sys.stderr)
-    print("|---" * (len(phases) + 7) + "|", file=sys.stderr)
+    print("\n| stage answers | new | poll s | poll CPU s | new/s | new/s without approve calls | "
+          + " | ".join(phases) + " | ingest vs plain | peak RSS MB | catch-up poll s | its peak RSS MB |",
+          file=sys.stderr)
+    print("|---" * (len(phases) + 10) + "|", file=sys.stderr)
     for r in results:
         cells = " | ".join(f"{r['phases_s'].get(p, 0):.2f}" for p in phases)
+        c = r["catch_up"]
         print(f"| {r['stage_answers_before']} | {r['new']} | {r['poll_s']:.2f} | {r['poll_cpu_s']:.2f} | {r['per_s']} "
-              f"| {cells} "
-              f"| {r['ingest_vs_plain']}x | {r['rss_peak_during_poll_mb']} |", file=sys.stderr)
+              f"| {r['per_s_without_approve_calls']} | {cells} | {r['ingest_vs_plain']}x "
+              f"| {r['rss_peak_during_poll_mb']} | {c['poll_s']:.2f} | {c['rss_peak_during_poll_mb']} |",
+              file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -209,7 +209,7 @@ class LabelFit:
 
 
 def fit_labels(data: pd.DataFrame, true_labels: pd.Series | None = None, *, exclude: Any = (),
-               smoothing: float = 1.0) -> LabelFit:
+               smoothing: float = 1.0, max_fit_rows: int | None = None) -> LabelFit:
     """Dawid-Skene (crowd-kit) over ``task, worker, label`` rows, golden answers as ``true_labels``,
     plus a leave-one-out posterior per row. Workers in ``exclude`` (e.g. blocked ones) are left out
     of the fit; their rows are still read against it.
@@ -220,13 +220,18 @@ def fit_labels(data: pd.DataFrame, true_labels: pd.Series | None = None, *, excl
     factor left out. The confusions are re-estimated from DS's expected counts with ``smoothing``
     pseudo-counts per cell, so a worker seen on a handful of tasks weighs little: DS's own
     confusion matrices are unsmoothed and make such a worker near-certain.
+
+    ``max_fit_rows`` bounds the fit's memory (crowd-kit's DS holds several frames per row: 2M
+    rows peak at ~0.7 GB): above it, DS is fitted on the rows of a fixed sample of tasks, chosen
+    by a hash of the task, and every row is then read against those confusions. A worker with no
+    row in the sample has no confusion, so their rows count like an excluded worker's.
     """
     from crowdkit.aggregation import DawidSkene
 
     _require_columns(data, ["task", "worker", "label"])
     data = data[["task", "worker", "label"]].drop_duplicates(["task", "worker"]).reset_index(drop=True)
     fitted = ~data["worker"].isin(list(exclude))
-    fit = data[fitted].reset_index(drop=True)
+    fit = data[fitted & _task_sample(data["task"], fitted, max_fit_rows)].reset_index(drop=True)
     if fit.empty:
         return LabelFit(probas=pd.DataFrame(),
                         rows=data.assign(others=None, others_confidence=np.nan, others_n=0))
@@ -245,8 +250,15 @@ def fit_labels(data: pd.DataFrame, true_labels: pd.Series | None = None, *, excl
     counts = counts.reindex(full, fill_value=0.0) + smoothing
     confusion = np.log(counts / counts.groupby(level="worker").transform("sum"))
     # log-likelihood of each row's answer under each true label; 0 for rows outside the fit
-    row_ll = np.zeros((len(data), len(labels)))
-    row_ll[fitted.to_numpy()] = confusion.reindex(pd.MultiIndex.from_frame(fit[["worker", "label"]])).to_numpy()
+    worker_code, workers = pd.factorize(data["worker"])
+    label_code = pd.Index(labels).get_indexer(data["label"])
+    table = np.zeros((len(workers), len(labels), len(labels)))
+    known = np.zeros(len(workers), dtype=bool)
+    at = workers.get_indexer(confusion.index.get_level_values("worker"))
+    table[at, pd.Index(labels).get_indexer(confusion.index.get_level_values("label"))] = confusion.to_numpy()
+    known[at] = True
+    fitted = fitted.to_numpy() & known[worker_code]
+    row_ll = np.where(fitted[:, None], table[worker_code, label_code], 0.0)
     task_code, tasks_of = pd.factorize(data["task"])
     task_ll = np.zeros((task_code.max() + 1, len(labels)))
     np.add.at(task_ll, task_code, row_ll)
@@ -258,14 +270,25 @@ def fit_labels(data: pd.DataFrame, true_labels: pd.Series | None = None, *, excl
     loo = prior + task_ll[task_code] - row_ll
     loo = np.exp(loo - loo.max(axis=1, keepdims=True))
     loo /= loo.sum(axis=1, keepdims=True)
-    others_n = np.bincount(task_code, weights=fitted.to_numpy())[task_code] - fitted.to_numpy()
+    others_n = np.bincount(task_code, weights=fitted)[task_code] - fitted
     answered = others_n > 0
     rows = data.assign(others=np.where(answered, np.asarray(labels, dtype=object)[loo.argmax(axis=1)], None),
                        others_confidence=np.where(answered, loo.max(axis=1), np.nan),
                        others_n=others_n.astype(int))
     # a task answered only by excluded workers has no evidence in the fit
-    posterior = posterior[posterior.index.isin(fit["task"])]
+    posterior = posterior[posterior.index.isin(data["task"][fitted])]
     return LabelFit(probas=probas, rows=rows, posterior=posterior)
+
+
+def _task_sample(tasks: pd.Series, fitted: pd.Series, max_rows: int | None) -> np.ndarray:
+    """Rows of a sample of tasks holding about ``max_rows`` of the fitted rows (every row where
+    that many or fewer), chosen by a multiplicative hash of the task so a refit keeps most of it."""
+    n = int(fitted.sum())
+    if max_rows is None or n <= max_rows:
+        return np.ones(len(tasks), dtype=bool)
+    codes = pd.factorize(tasks)[0].astype(np.uint64) if tasks.dtype == object else tasks.to_numpy().astype(np.uint64)
+    spread = (codes * np.uint64(2654435761)) % np.uint64(2**32)
+    return spread < np.uint64(int(2**32 * max_rows / n))
 
 
 # --------------------------------------------------------------------------- pairwise

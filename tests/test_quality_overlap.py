@@ -87,3 +87,18 @@ def test_smoothed_posterior_does_not_trust_workers_seen_once():
     assert fit.posterior.loc[200].max() < 0.9  # two unknown workers' agreement settles little
     settled = fit.posterior.reindex(list(truth)).max(axis=1)
     assert (settled > 0.99).mean() > 0.5  # careful workers seen on 40 items still settle theirs
+
+
+def test_a_fit_bounded_to_a_sample_of_tasks_reads_agreement_as_the_full_fit_does():
+    rows, _ = _crowd(seed=5, tasks=1200, overlap=3)
+    full = agreement_counts(fit_labels(rows), golden=set(), confident=0.8)
+    sampled_fit = fit_labels(rows, max_fit_rows=len(rows) // 4)
+    sampled = agreement_counts(sampled_fit, golden=set(), confident=0.8)
+    assert len(sampled_fit.rows) == len(rows)  # every answer is read, not only the sample's
+    assert set(sampled) == set(full)
+    for w, (hits, n) in full.items():
+        s_hits, s_n = sampled[w]
+        assert abs(s_hits / s_n - hits / n) < 0.05 and s_n > 0.8 * n, (w, full[w], sampled[w])
+    assert max(h / n for w, (h, n) in sampled.items() if w.startswith("spam")) + 0.2 < \
+        min(h / n for w, (h, n) in sampled.items() if w.startswith("good"))
+    assert fit_labels(rows, max_fit_rows=len(rows)).rows.equals(fit_labels(rows).rows)  # at the bound: all rows

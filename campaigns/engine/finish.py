@@ -8,9 +8,10 @@ without re-aggregating. A per-item graph's items first take their own next step
 
 from __future__ import annotations
 
-from sqlmodel import func, select
+from sqlmodel import select
 
 from campaigns.engine.advance import advance_items, can_grow, task_view
+from campaigns.money.review import UNREVIEWED
 from campaigns.quality.pools import blocked_workers
 from campaigns.stages.pages import page_refs
 from campaigns.store.database import Store
@@ -19,7 +20,6 @@ from connectors.base import BatchRef, Connector
 from decomposition.graph import StoredJudgement, TaskView, get_graph
 
 DEFAULT_METHOD = "ds"
-UNREVIEWED = ("pending", "approving", "rejecting")
 
 
 def finish_stages(store: Store, conn: Connector, campaign_id: int) -> None:
@@ -32,11 +32,11 @@ def finish_stages(store: Store, conn: Connector, campaign_id: int) -> None:
     for stage in stages:
         if stage.status not in ("open", "planned"):
             continue
-        with store.session() as s:
-            open_pages = s.exec(select(func.count()).select_from(Page).where(
-                Page.stage_id == stage.id, Page.status != "done")).one()
-            unreviewed = s.exec(select(func.count()).select_from(Assignment).where(
-                Assignment.stage_id == stage.id, Assignment.review.in_(UNREVIEWED))).one()
+        with store.session() as s:  # whether any is left, not how many: one index entry (ix_pages_open, ...)
+            open_pages = s.exec(select(Page.id).where(Page.stage_id == stage.id, Page.status != "done")
+                                .limit(1)).first() is not None
+            unreviewed = s.exec(select(Assignment.id).where(
+                Assignment.stage_id == stage.id, Assignment.review.in_(UNREVIEWED)).limit(1)).first() is not None
         if open_pages or unreviewed or (stage.status == "planned" and not graph.per_item):
             continue
         if can_grow(store, campaign, stage):

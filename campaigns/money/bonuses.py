@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from sqlalchemy import literal
 from sqlmodel import select
 
 from campaigns.money.budget import reserve
@@ -81,19 +82,13 @@ def measured_wage(store: Store, stage: Stage) -> tuple[Decimal | None, float | N
 
 
 def plan_bonuses(store: Store, campaign: Campaign, stage: Stage) -> list[tuple[str, str, str, Decimal, str]]:
-    """Bonuses the policies call for: (policy, assignment id, worker, amount, reason to the worker)."""
+    """Bonuses the policies call for: (policy, assignment id, worker, amount, reason to the worker).
+    Only approved assignments without that policy's bonus in the ledger are read: one booked
+    before is never booked again (its idempotency key), so it need not be read again either."""
     spec = campaign_spec(campaign)
-    places = fee_schedule(campaign.provider).places
-    with store.session() as s:
-        approved = s.exec(
-            select(Assignment.assignment_id, Assignment.worker_id)
-            .where(Assignment.stage_id == stage.id, Assignment.review == "approved")
-            .order_by(Assignment.id)
-        ).all()
-    if not approved:
-        return []
+    pricing = stage_pricing(campaign, stage)
     out: list[tuple[str, str, str, Decimal, str]] = []
-    if spec.review.quality_bonus:
+    if spec.review.quality_bonus and (approved := unbooked(store, campaign, stage, "quality")):
         policy = policy_for(campaign)
         trusted = {
             w
@@ -111,17 +106,31 @@ def plan_bonuses(store: Store, campaign: Campaign, stage: Stage) -> list[tuple[s
             for aid, w in approved
             if w in trusted
         ]
-    pricing = stage_pricing(campaign, stage)
-    if pricing.wage_topup and pricing.hourly_wage is not None:
+    if pricing.wage_topup and pricing.hourly_wage is not None and (approved := unbooked(store, campaign, stage,
+                                                                                         "topup")):
         _, median, timed = measured_wage(store, stage)
         if median is not None and timed >= pricing.topup_after:
-            amount = wage_topup(stage.reward, Decimal(str(median)), pricing.hourly_wage, places)
+            amount = wage_topup(stage.reward, Decimal(str(median)), pricing.hourly_wage,
+                                fee_schedule(campaign.provider).places)
             if amount > 0:
                 reason = (
                     f"Wage top-up: this task took longer than planned; we pay ${pricing.hourly_wage}/hour."
                 )
                 out += [("topup", aid, w, amount, reason) for aid, w in approved]
     return out
+
+
+def unbooked(store: Store, campaign: Campaign, stage: Stage, policy: str) -> list[tuple[str, str]]:
+    """(assignment id, worker) of the stage's approved assignments with no ``policy`` bonus in the
+    ledger, in the order they were stored: an anti-join on the bonus's idempotency key."""
+    key = literal(bonus_key(campaign.provider, policy, "")) + Assignment.assignment_id
+    with store.session() as s:
+        return list(s.exec(
+            select(Assignment.assignment_id, Assignment.worker_id)
+            .outerjoin(LedgerEntry, LedgerEntry.idempotency_key == key)
+            .where(Assignment.stage_id == stage.id, Assignment.review == "approved", LedgerEntry.id.is_(None))
+            .order_by(Assignment.id)
+        ).all())
 
 
 def pay_bonuses(store: Store, conn: Connector, campaign: Campaign, stage: Stage) -> BonusResult:

@@ -23,6 +23,7 @@ from typing import Any
 from sqlmodel import Session, func, select
 
 from campaigns.errors import CrowdError
+from campaigns.money.review import UNREVIEWED
 from campaigns.store.database import Store
 from campaigns.store.models import Assignment, Campaign, LedgerEntry, Page, Stage
 from payouts.budget import BudgetCheck, affordable_pages, check_budget
@@ -43,34 +44,32 @@ class SpendState:
 
 
 def outstanding_work(s: Session, campaign_id: int) -> Decimal:
-    """Reward + fee of every published-but-unsubmitted slot and every unreviewed assignment."""
+    """Reward + fee of every published-but-unsubmitted slot and every unreviewed assignment.
+    Read from published pages and unreviewed assignments only (``ix_pages_stage_id_status``,
+    ``ix_assignments_stage_id_review``): a done page has no open slot, a reviewed one costs nothing more."""
     stages = {st.id: st for st in s.exec(select(Stage).where(Stage.campaign_id == campaign_id)).all()}
     if not stages:
         return Decimal("0.00")
     campaign = s.get(Campaign, campaign_id)
     schedule = fee_schedule(campaign.provider)
-    got = dict(
-        s.exec(
-            select(Assignment.page_id, func.count())
-            .where(Assignment.stage_id.in_(list(stages)))
-            .group_by(Assignment.page_id)
-        ).all()
-    )
-    unreviewed = dict(
-        s.exec(
-            select(Assignment.page_id, func.count())
-            .where(Assignment.stage_id.in_(list(stages)), Assignment.review.not_in(["approved", "rejected"]))
-            .group_by(Assignment.page_id)
-        ).all()
-    )
     # Pages of one stage differ only in their assignment count (the fee depends on it): count
     # outstanding assignments per (stage, assignments) and price each group once.
     slots: Counter[tuple[int, int]] = Counter()
-    for pid, sid, n, status in s.exec(
-        select(Page.id, Page.stage_id, Page.assignments, Page.status).where(Page.stage_id.in_(list(stages)))
+    for sid, n, got in s.exec(
+        select(Page.stage_id, Page.assignments, func.count(Assignment.id))
+        .outerjoin(Assignment, Assignment.page_id == Page.id)
+        .where(Page.stage_id.in_(list(stages)), Page.status == "published")
+        .group_by(Page.id, Page.stage_id, Page.assignments)
     ).all():
-        open_slots = max(0, n - got.get(pid, 0)) if status == "published" else 0
-        slots[(sid, n)] += open_slots + unreviewed.get(pid, 0)
+        slots[(sid, n)] += max(0, n - got)
+    for sid, n, count in s.exec(
+        select(Page.stage_id, Page.assignments, func.count())
+        .select_from(Assignment)
+        .join(Page, Page.id == Assignment.page_id)
+        .where(Assignment.stage_id.in_(list(stages)), Assignment.review.in_(UNREVIEWED))
+        .group_by(Page.stage_id, Page.assignments)
+    ).all():
+        slots[(sid, n)] += count
     total = Decimal("0.00")
     for (sid, n), count in slots.items():
         if count:

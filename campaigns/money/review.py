@@ -5,14 +5,21 @@ The decision is written first (``approving`` / ``rejecting``), then the marketpl
 then the outcome and its ledger entries are written. A replay after a crash finds the written
 decision; if the marketplace refuses the repeat, it asks the marketplace for the assignment's
 actual state rather than guessing.
+
+Outcomes are written in batches (``FLUSH_EVERY`` calls or ``FLUSH_AFTER_S``, and at the end, also
+when a call raises), one transaction each: a transaction per assignment cost more than the work.
+A crash loses at most one batch of outcomes, which the replay settles as above; the ledger's
+idempotency keys book each reward and fee once however often a batch is written.
 """
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from decimal import Decimal
 
+from sqlalchemy import update
 from sqlmodel import select
 
 from campaigns.spec.stored import campaign_spec
@@ -20,14 +27,19 @@ from campaigns.store import keys
 from campaigns.store.checkpoints import checkpoint
 from campaigns.store.database import Store
 from campaigns.store.models import Assignment, Campaign, Judgement, LedgerEntry, Page, Stage, utcnow
+from campaigns.store.shard import WHOLE, Shard
 from connectors.base import Connector, ConnectorError
 from payouts.fees import fee_schedule
 
 INTENT = {"approve": "approving", "reject": "rejecting"}
+UNREVIEWED = ("pending", "approving", "rejecting")
+FLUSH_EVERY = 100  # marketplace calls whose outcomes are written in one transaction
+FLUSH_AFTER_S = 1.0  # ... or fewer, when the marketplace is slow: a crash then loses at most this much
 
 
 def decide(a: Assignment, judgements: list[Judgement], policy) -> tuple[str, str | None]:
-    """('approve' | 'reject', message to the worker)."""
+    """('approve' | 'reject', message to the worker). Reads ``a.parse_error`` and each judgement's
+    ``valid``, ``error`` and ``golden_correct`` (models, or rows of just those columns)."""
     invalid = [j for j in judgements if not j.valid]
     if policy.reject_invalid and (a.parse_error or (judgements and len(invalid) == len(judgements))):
         why = a.parse_error or invalid[0].error or "the answer could not be read"
@@ -42,48 +54,77 @@ def decide(a: Assignment, judgements: list[Judgement], policy) -> tuple[str, str
 
 
 def review_stage(store: Store, conn: Connector, campaign: Campaign, stage: Stage,
-                 progress: Callable[[str, int, int], None] | None = None) -> tuple[int, int]:
+                 progress: Callable[[str, int, int], None] | None = None, shard: Shard = WHOLE) -> tuple[int, int]:
+    """Review the stage's unreviewed assignments on the pages of ``shard`` (``stages.shards``)."""
     policy = campaign_spec(campaign).review
     with store.write() as s:
-        pending = s.exec(select(Assignment).where(Assignment.stage_id == stage.id,
-                                                  Assignment.review.in_(["pending", "approving", "rejecting"]))
-                         .order_by(Assignment.id)).all()
+        unreviewed = (Assignment.stage_id == stage.id, Assignment.review.in_(UNREVIEWED),
+                      shard.holds(Assignment.page_id))
+        # columns, not models: what decide() and the calls need, without each answer's raw text
+        pending = s.exec(select(Assignment.id, Assignment.assignment_id, Assignment.provider_status,
+                                Assignment.review, Assignment.review_message, Assignment.worker_id,
+                                Assignment.parse_error, Page.assignments)
+                         .outerjoin(Page, Page.id == Assignment.page_id)
+                         .where(*unreviewed).order_by(Assignment.id)).all()
         if not pending:
             return 0, 0
-        judgements: dict[int, list[Judgement]] = defaultdict(list)
-        for j in s.exec(select(Judgement).where(Judgement.assignment_pk.in_([a.id for a in pending]))).all():
+        judgements: dict[int, list] = defaultdict(list)
+        for j in s.exec(select(Judgement.assignment_pk, Judgement.valid, Judgement.error, Judgement.golden_correct)
+                        .join(Assignment, Assignment.id == Judgement.assignment_pk)
+                        .where(*unreviewed).order_by(Judgement.id)).all():
             judgements[j.assignment_pk].append(j)
-        work = []
+        work, intents = [], []
         for a in pending:
-            if a.review == "pending":
+            intent, message, page_assignments = a.review, a.review_message, a.assignments
+            if intent == "pending":
                 action, message = decide(a, judgements[a.id], policy)
-                a.review, a.review_message = INTENT[action], message
-                s.add(a)
-            work.append((a.id, a.assignment_id, a.provider_status, a.review, a.review_message, a.page_id,
-                         a.worker_id))
-        page_assignments = {p.id: p.assignments for p in s.exec(
-            select(Page).where(Page.id.in_({w[5] for w in work if w[5] is not None}))).all()}
+                intent = INTENT[action]
+                intents.append({"id": a.id, "review": intent, "review_message": message})
+            work.append((a.id, a.assignment_id, a.provider_status, intent, message, a.worker_id,
+                         1 if page_assignments is None else page_assignments))
+        if intents:  # one bulk UPDATE by primary key, not one flush per object
+            s.execute(update(Assignment), intents)
 
     schedule = fee_schedule(campaign.provider)
     in_bulk = _approve_in_bulk(conn, work)
+    outcomes: list[tuple[int, str, str, str, Decimal]] = []  # carried out, not yet written
     approved = rejected = 0
-    for n, (pk, aid, provider_status, intent, message, page_id, worker) in enumerate(work, 1):
-        checkpoint("review.before_call")
-        outcome = "approved" if aid in in_bulk else _carry_out(conn, aid, provider_status, intent, message)
-        checkpoint("review.after_call")
-        with store.write() as s:
-            row = s.get(Assignment, pk)
-            row.review = outcome
-            s.add(row)
+    written = time.monotonic()
+    try:
+        for n, (pk, aid, provider_status, intent, message, worker, page_assignments) in enumerate(work, 1):
+            checkpoint("review.before_call")
+            outcome = "approved" if aid in in_bulk else _carry_out(conn, aid, provider_status, intent, message)
+            checkpoint("review.after_call")
+            outcomes.append((pk, aid, worker, outcome, schedule.assignment_fee(stage.reward, page_assignments)))
             if outcome == "approved":
                 approved += 1
-                fee = schedule.assignment_fee(stage.reward, page_assignments.get(page_id, 1))
-                _book(store, s, campaign, stage, aid, worker, stage.reward, fee)
             else:
                 rejected += 1
-        if progress:
-            progress(f"{stage.name}: review", n, len(work))
+            if len(outcomes) >= FLUSH_EVERY or time.monotonic() - written >= FLUSH_AFTER_S:
+                _record(store, campaign, stage, outcomes)
+                outcomes, written = [], time.monotonic()
+            if progress:
+                progress(f"{stage.name}: review", n, len(work))
+    finally:  # what the marketplace did is written even when a later call fails
+        _record(store, campaign, stage, outcomes)
     return approved, rejected
+
+
+def _record(store: Store, campaign: Campaign, stage: Stage, outcomes: list[tuple[int, str, str, str, Decimal]]) -> None:
+    """Write carried-out outcomes and book each approval's reward and fee, in one transaction."""
+    if not outcomes:
+        return
+    now = utcnow()
+    rows = [dict(idempotency_key=keys.ledger_key(kind, campaign.provider, aid), campaign_id=campaign.id,
+                 stage_id=stage.id, provider=campaign.provider, kind=kind, amount=amount, state="confirmed",
+                 worker_id=worker, assignment_id=aid, created_at=now, updated_at=now)
+            for _, aid, worker, outcome, fee in outcomes if outcome == "approved"
+            for kind, amount in (("reward", stage.reward), ("fee", fee))]
+    with store.write() as s:
+        if rows:
+            store.lock_campaign(s, campaign.id)  # see bonuses._settle: budget checks must not see half of a move
+        s.execute(update(Assignment), [{"id": pk, "review": outcome} for pk, _, _, outcome, _ in outcomes])
+        store.insert_ignore(s, LedgerEntry, rows, ["idempotency_key"])
 
 
 def _approve_in_bulk(conn: Connector, work: list[tuple]) -> set[str]:
@@ -121,14 +162,3 @@ def _carry_out(conn: Connector, aid: str, provider_status: str, intent: str, mes
         if actual in ("approved", "rejected"):
             return actual
         raise
-
-
-def _book(store: Store, s, campaign: Campaign, stage: Stage, aid: str, worker: str, reward: Decimal,
-          fee: Decimal) -> None:
-    store.lock_campaign(s, campaign.id)  # see bonuses._settle: budget checks must not see half of a move
-    now = utcnow()
-    rows = [dict(idempotency_key=keys.ledger_key(kind, campaign.provider, aid), campaign_id=campaign.id,
-                 stage_id=stage.id, provider=campaign.provider, kind=kind, amount=amount, state="confirmed",
-                 worker_id=worker, assignment_id=aid, created_at=now, updated_at=now)
-            for kind, amount in (("reward", reward), ("fee", fee))]
-    store.insert_ignore(s, LedgerEntry, rows, ["idempotency_key"])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from sqlalchemy import update
 from sqlmodel import func, select
 
 from campaigns.quality.pools import lane_pools, requirements_for
@@ -123,17 +124,17 @@ def page_refs(store: Store, stage_id: int, *, open_only: bool = False) -> list[s
 
 def refresh_pages(store: Store, stage_id: int, finished_refs: list[str] | None = None) -> tuple[int, int]:
     """Mark pages done whose every assignment came back, or that the marketplace reports as
-    having no work left (expired with fewer answers); returns (done, total)."""
+    having no work left (expired with fewer answers); returns (done, total). Only open pages are
+    read and counted (``ix_pages_open``): a done page stays done, so its answers need no recount."""
     with store.write() as s:
         finished = set(s.exec(select(Publication.page_id).where(
             Publication.provider_ref.in_(finished_refs or []))).all()) if finished_refs else set()
-        counts = dict(s.exec(select(Assignment.page_id, func.count()).where(Assignment.stage_id == stage_id)
-                             .group_by(Assignment.page_id)).all())
-        pages = s.exec(select(Page).where(Page.stage_id == stage_id)).all()
-        done = 0
-        for p in pages:
-            if p.status != "done" and (counts.get(p.id, 0) >= p.assignments or p.id in finished):
-                p.status = "done"
-                s.add(p)
-            done += p.status == "done"
-        return done, len(pages)
+        open_pages = s.exec(select(Page.id, Page.assignments, func.count(Assignment.id))
+                            .outerjoin(Assignment, Assignment.page_id == Page.id)
+                            .where(Page.stage_id == stage_id, Page.status != "done")
+                            .group_by(Page.id, Page.assignments)).all()
+        now_done = sorted(pid for pid, wanted, got in open_pages if got >= wanted or pid in finished)
+        if now_done:  # by primary key, in id order (two pollers lock rows in one order)
+            s.execute(update(Page), [{"id": pid, "status": "done"} for pid in now_done])
+        total = s.exec(select(func.count()).select_from(Page).where(Page.stage_id == stage_id)).one()
+        return total - (len(open_pages) - len(now_done)), total

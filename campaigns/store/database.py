@@ -25,10 +25,8 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import (
     BigInteger,
-    Connection,
     Engine,
     create_engine,
-    event,
     func,
     or_,
     select,
@@ -39,17 +37,16 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DatabaseError
-from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, SQLModel
 
 from campaigns.errors import CrowdError
 from campaigns.store.models import Campaign, LedgerEntry, PollCursor, money_from_micros, utcnow
 from campaigns.store.settings import Settings
+from campaigns.store.sqlite import WRITE as _WRITE
+from campaigns.store.sqlite import sqlite_engine as _sqlite_engine
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-BUSY_TIMEOUT_S = 30.0
 _MIGRATION_LOCK = 0x63726F7764  # pg_advisory_xact_lock key ("crowd")
-_WRITE = "crowd_write"  # execution option marking a Store.write() connection
 
 
 def normalize_url(url: str) -> URL:
@@ -75,50 +72,6 @@ def open_store(url: str | None = None) -> Store:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
         raise CrowdError(f"cannot open database {u.render_as_string(hide_password=True)}: {reason}") from None
     return Store(engine)
-
-
-def _sqlite_engine(u: URL) -> Engine:
-    memory = u.database in (None, "", ":memory:")
-    engine = create_engine(
-        u,
-        # isolation_level=None: the driver emits no BEGIN of its own; the "begin" hook below does.
-        connect_args={"timeout": BUSY_TIMEOUT_S, "isolation_level": None, "check_same_thread": False},
-        poolclass=StaticPool if memory else None,
-    )
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-        cur = dbapi_conn.cursor()
-        cur.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-        if not memory:
-            _set_wal(cur)
-            cur.execute("PRAGMA synchronous = NORMAL")  # durable enough in WAL mode, much faster
-        cur.execute("PRAGMA foreign_keys = ON")
-        cur.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "BEGIN")
-
-    return engine
-
-
-def _set_wal(cur: Any) -> None:
-    """Switch to WAL. Two processes opening a new file at once race for the exclusive lock this
-    needs, and SQLite answers "database is locked" without waiting on the busy timeout, so wait
-    here instead (bounded by the same timeout)."""
-    import sqlite3
-    import time
-
-    deadline = time.monotonic() + BUSY_TIMEOUT_S
-    while True:
-        try:
-            cur.execute("PRAGMA journal_mode = WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
 
 
 def migrate(engine: Engine) -> None:
@@ -189,8 +142,15 @@ class Store:
         deadlock; any columns whose values a row always has work, and the order is also the order of
         the new primary keys.
         """
+        return len(self.insert_new(session, model_cls, rows, conflict_cols, order))
+
+    def insert_new(self, session: Session, model_cls: type[SQLModel], rows: list[dict[str, Any]],
+                   conflict_cols: Sequence[str] | None = None, order: Sequence[str] | None = None,
+                   returning: Sequence[str] | None = None) -> list[Any]:
+        """``insert_ignore`` that returns the inserted rows' ``returning`` columns (default: the
+        primary key), so a caller needs no second read to learn which rows are new and their ids."""
         if not rows:
-            return 0
+            return []
         table = model_cls.__table__  # type: ignore[attr-defined]
         values = _with_defaults(model_cls, table, rows)
         if order or conflict_cols:
@@ -198,13 +158,39 @@ class Store:
         insert = pg_insert if self.dialect == "postgresql" else sqlite_insert
         target = list(conflict_cols) if conflict_cols else None
         stmt = insert(table).on_conflict_do_nothing(index_elements=target)
-        stmt = stmt.returning(*table.primary_key.columns)
-        return len(session.execute(stmt, values).all())
+        cols = [table.c[c] for c in returning] if returning else list(table.primary_key.columns)
+        stmt = stmt.returning(*cols)
+        return list(session.execute(stmt, values).all())
+
+    def add_counts(self, session: Session, model_cls: type[SQLModel], rows: list[dict[str, Any]],
+                   key_cols: Sequence[str], count_cols: Sequence[str]) -> None:
+        """Add each row's ``count_cols`` to the row with its ``key_cols`` (inserted if missing), in one
+        upsert: two transactions adding to the same counters both count, on either dialect. Rows go
+        in key order, so concurrent adders lock rows in one order and cannot deadlock."""
+        merged: dict[tuple, dict[str, Any]] = {}  # one row per key: an upsert may not touch a row twice
+        for r in rows:
+            k = tuple(r[c] for c in key_cols)
+            if k in merged:
+                for c in count_cols:
+                    merged[k][c] += r[c]
+            else:
+                merged[k] = dict(r)
+        if not merged:
+            return
+        table = model_cls.__table__  # type: ignore[attr-defined]
+        values = sorted(_with_defaults(model_cls, table, list(merged.values())),
+                        key=lambda v: tuple(str(v[c]) for c in key_cols))
+        insert = pg_insert if self.dialect == "postgresql" else sqlite_insert
+        stmt = insert(table)
+        stmt = stmt.on_conflict_do_update(index_elements=list(key_cols),
+                                          set_={c: table.c[c] + stmt.excluded[c] for c in count_cols})
+        session.execute(stmt, values)
 
     # ------------------------------------------------------------------ poll leases
-    def acquire_lease(self, stage_id: int, owner: str, seconds: float, *,
+    def acquire_lease(self, stage_id: int, owner: str, seconds: float, *, shard: int = 0,
                       now: datetime | None = None) -> bool:
-        """Take or renew the stage's poll lease; False if another owner holds an unexpired one.
+        """Take or renew the poll lease of one shard of the stage (shard 0: also the stage's own);
+        False if another owner holds an unexpired one.
 
         One conditional UPDATE decides, so two pollers can never both win, on either dialect.
         ``now`` is for tests; leases compare clocks of the machines involved (UTC).
@@ -212,21 +198,22 @@ class Store:
         now = (now or utcnow()).astimezone(UTC)
         t = PollCursor.__table__  # type: ignore[attr-defined]
         with self.write() as s:
-            self.insert_ignore(s, PollCursor, [{"stage_id": stage_id, "updated_at": now}], ["stage_id"])
+            self.insert_ignore(s, PollCursor, [{"stage_id": stage_id, "shard": shard, "updated_at": now}],
+                               ["stage_id", "shard"])
             taken = s.execute(
                 update(t)
-                .where(t.c.stage_id == stage_id,
+                .where(t.c.stage_id == stage_id, t.c.shard == shard,
                        or_(t.c.lease_owner.is_(None), t.c.lease_until.is_(None), t.c.lease_until < now,
                            t.c.lease_owner == owner))
                 .values(lease_owner=owner, lease_until=now + timedelta(seconds=seconds), updated_at=now))
             return taken.rowcount == 1
 
-    def release_lease(self, stage_id: int, owner: str) -> bool:
+    def release_lease(self, stage_id: int, owner: str, *, shard: int = 0) -> bool:
         """Give the lease back (only if ``owner`` holds it) so the next poller need not wait it out."""
         t = PollCursor.__table__  # type: ignore[attr-defined]
         with self.write() as s:
             released = s.execute(
-                update(t).where(t.c.stage_id == stage_id, t.c.lease_owner == owner)
+                update(t).where(t.c.stage_id == stage_id, t.c.shard == shard, t.c.lease_owner == owner)
                 .values(lease_owner=None, lease_until=None, updated_at=utcnow()))
             return released.rowcount == 1
 

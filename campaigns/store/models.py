@@ -9,67 +9,14 @@ exact and summable in SQL on SQLite and PostgreSQL alike.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Column, DateTime, Text, UniqueConstraint, false
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy import Boolean, Column, Index, Text, UniqueConstraint, false, text
 from sqlmodel import Field, SQLModel
 
-MICROS = Decimal("1000000")
-
-# Stable constraint names on every dialect, so later migrations can drop or alter them by name
-# (SQLite's batch mode needs names). Set before any table below is declared.
-SQLModel.metadata.naming_convention = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-class MoneyType(TypeDecorator):
-    """Decimal <-> integer micro-units (1e-6 of the currency unit)."""
-
-    impl = BigInteger
-    cache_ok = True
-
-    def process_bind_param(self, value: Decimal | None, dialect) -> int | None:
-        if value is None:
-            return None
-        micros = Decimal(value) * MICROS
-        if micros != micros.to_integral_value():
-            raise ValueError(f"money value {value} has more than 6 decimal places")
-        return int(micros)
-
-    def process_result_value(self, value: int | None, dialect) -> Decimal | None:
-        return None if value is None else (Decimal(value) / MICROS).normalize() + Decimal("0.00")
-
-
-def money_from_micros(value: int | None) -> Decimal:
-    """For SQL aggregates (SUM) over MoneyType columns, which come back as plain integers."""
-    return (Decimal(value or 0) / MICROS).normalize() + Decimal("0.00")
-
-
-def _money(**kw) -> Any:
-    return Field(default=Decimal("0"), sa_column=Column(MoneyType(), nullable=False, **kw))
-
-
-def _json(default=None) -> Any:
-    return Field(default_factory=(lambda: default() if callable(default) else default),
-                 sa_column=Column(JSON, nullable=True))
-
-
-def _ts(nullable: bool = True, default_now: bool = False) -> Any:
-    if default_now:
-        return Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
-    return Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=nullable))
+# MoneyType, money_from_micros and utcnow are read from here by the rest of campaigns too
+from campaigns.store.columns import MoneyType, _json, _money, _ts, money_from_micros, utcnow  # noqa: F401
 
 
 class Campaign(SQLModel, table=True):
@@ -133,8 +80,14 @@ class Task(SQLModel, table=True):
 
 class Page(SQLModel, table=True):
     __tablename__ = "pages"
+    # a poll reads the stage's open pages (status != 'done'): a partial index keeps that read the size
+    # of what is open; (stage_id, status) serves one status (e.g. "extending") and replaces the index
+    # on stage_id alone, its prefix, which SQLite would otherwise walk for such a read
+    __table_args__ = (Index("ix_pages_open", "stage_id", "status", sqlite_where=text("status != 'done'"),
+                            postgresql_where=text("status != 'done'")),
+                      Index("ix_pages_stage_id_status", "stage_id", "status"))
     id: int | None = Field(default=None, primary_key=True)
-    stage_id: int = Field(foreign_key="stages.id", index=True)
+    stage_id: int = Field(foreign_key="stages.id")
     page_key: str = Field(unique=True)
     task_keys: list = _json(list)
     status: str = "planned"  # planned | published | extending | done
@@ -160,11 +113,14 @@ class Publication(SQLModel, table=True):
 
 class Assignment(SQLModel, table=True):
     __tablename__ = "assignments"
-    __table_args__ = (UniqueConstraint("provider", "assignment_id"),)
+    # (stage_id, review): review and finish read only the stage's unreviewed assignments. It replaces
+    # the index on stage_id alone (its prefix), which SQLite would pick to read a stage in id order.
+    __table_args__ = (UniqueConstraint("provider", "assignment_id"), Index("ix_assignments_stage_id_review",
+                                                                            "stage_id", "review"))
     id: int | None = Field(default=None, primary_key=True)
     provider: str
     assignment_id: str
-    stage_id: int = Field(foreign_key="stages.id", index=True)
+    stage_id: int = Field(foreign_key="stages.id")
     page_id: int | None = Field(default=None, foreign_key="pages.id", index=True)
     page_ref: str
     worker_id: str = Field(index=True)
@@ -183,7 +139,8 @@ class Judgement(SQLModel, table=True):
     """One worker's answer to one task, parsed by the task kind (or marked invalid)."""
 
     __tablename__ = "judgements"
-    __table_args__ = (UniqueConstraint("assignment_pk", "task_id"),)
+    __table_args__ = (UniqueConstraint("assignment_pk", "task_id"),
+                      Index("ix_judgements_stage_id_tallied", "stage_id", "tallied"))
     id: int | None = Field(default=None, primary_key=True)
     assignment_pk: int = Field(foreign_key="assignments.id", index=True)
     task_id: int = Field(foreign_key="tasks.id", index=True)
@@ -193,6 +150,8 @@ class Judgement(SQLModel, table=True):
     valid: bool = True
     error: str | None = None
     golden_correct: bool | None = None
+    label: str | None = None  # the categorical label (quality.labels.label_of), so fits read no JSON
+    tallied: bool = Field(default=False, sa_column_kwargs={"server_default": false()})  # in WorkerTally yet
 
 
 class Worker(SQLModel, table=True):
@@ -216,6 +175,52 @@ class WorkerScore(SQLModel, table=True):
     parts: dict = _json(dict)
     evidence: dict = _json(dict)
     computed_at: datetime = _ts(default_now=True)
+
+
+class WorkerTally(SQLModel, table=True):
+    """Per campaign and worker, trust evidence that only grows, counted from each judgement once
+    (``quality.tallies``): a poll adds what is new instead of re-reading the campaign."""
+
+    __tablename__ = "worker_tallies"
+    __table_args__ = (UniqueConstraint("campaign_id", "worker_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    campaign_id: int = Field(foreign_key="campaigns.id")
+    provider: str = Field(index=True)
+    worker_id: str = Field(index=True)
+    judgements: int = 0
+    golden_correct: int = 0
+    golden_total: int = 0
+    left: int = 0  # pairwise choices of the left answer, on non-golden tasks
+    pairs: int = 0  # pairwise choices, on non-golden tasks
+    timed: int = 0  # assignments with both times
+    timed_items: int = 0  # their items
+
+
+class WorkerSpeed(SQLModel, table=True):
+    """Per campaign, worker and speed bucket (seconds per item on a 1/8-octave scale), how many
+    assignments: a median kept by adding (``quality.tallies.median``), within 4.5%."""
+
+    __tablename__ = "worker_speeds"
+    __table_args__ = (UniqueConstraint("campaign_id", "worker_id", "bucket"),)
+    id: int | None = Field(default=None, primary_key=True)
+    campaign_id: int = Field(foreign_key="campaigns.id")
+    worker_id: str
+    bucket: int
+    n: int = 0
+
+
+class StageFit(SQLModel, table=True):
+    """A stage's last agreement fit (``quality.agreement``): on how many labels, leaving out which
+    blocked workers, and per worker (matches, tasks). Refit when the labels grew enough since."""
+
+    __tablename__ = "stage_fits"
+    id: int | None = Field(default=None, primary_key=True)
+    stage_id: int = Field(foreign_key="stages.id", unique=True)
+    labels: int = 0  # valid labelled judgements tallied so far
+    fitted_labels: int = -1  # ``labels`` when last fitted (-1: never)
+    blocked: list = _json(list)
+    agreement: dict = _json(dict)
+    fitted_at: datetime | None = _ts()
 
 
 class PoolMember(SQLModel, table=True):
@@ -249,10 +254,14 @@ class WorkerAction(SQLModel, table=True):
 
 class LedgerEntry(SQLModel, table=True):
     __tablename__ = "ledger"
+    # planned spend and bonuses still to pay are read by (campaign or stage, state, kind), not over
+    # every entry; these replace the one-column indexes (prefixes), so SQLite cannot pick those instead
+    __table_args__ = (Index("ix_ledger_campaign_id_state_kind", "campaign_id", "state", "kind"),
+                      Index("ix_ledger_stage_id_state_kind", "stage_id", "state", "kind"))
     id: int | None = Field(default=None, primary_key=True)
     idempotency_key: str = Field(unique=True)
-    campaign_id: int = Field(foreign_key="campaigns.id", index=True)
-    stage_id: int | None = Field(default=None, foreign_key="stages.id", index=True)
+    campaign_id: int = Field(foreign_key="campaigns.id")
+    stage_id: int | None = Field(default=None, foreign_key="stages.id")
     provider: str
     kind: str  # reward | bonus | fee
     amount: Decimal = _money()
@@ -267,11 +276,16 @@ class LedgerEntry(SQLModel, table=True):
 
 
 class PollCursor(SQLModel, table=True):
-    """Where a stage's incremental fetch stands, and who holds the stage's poll lease."""
+    """Where one shard of a stage's pages stands in its incremental fetch, and who holds its poll
+    lease (``stages.shards``). Shard 0's lease is also the stage's: its holder runs the stage-wide
+    steps. ``shards``, fixed on the first poll, is how many shards the stage's pages are split into."""
 
     __tablename__ = "poll_cursors"
+    __table_args__ = (UniqueConstraint("stage_id", "shard"),)
     id: int | None = Field(default=None, primary_key=True)
-    stage_id: int = Field(foreign_key="stages.id", unique=True)
+    stage_id: int = Field(foreign_key="stages.id")
+    shard: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    shards: int | None = None
     cursor: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     lease_owner: str | None = None
     lease_until: datetime | None = _ts()

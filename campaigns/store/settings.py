@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     prolific_workspace: str | None = None
     prolific_public_url: str | None = None
     log_level: str = "WARNING"
+    # Pages per poll shard (campaigns.stages.shards): a bigger stage is split into shards, each with its own
+    # cursor and lease, so several pollers poll it at once; fixed on a stage's first poll.
+    poll_shard_pages: int = Field(default=2500, ge=1)
     # Patience with a marketplace (connectors.retry.RetryPolicy): a call that keeps failing gives up
     # (exit 2) at most retry_deadline_s + connect_timeout_s + read_timeout_s after it began.
     connect_timeout_s: float = Field(default=5.0, gt=0)

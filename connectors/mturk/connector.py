@@ -37,6 +37,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -171,6 +172,27 @@ class _Hit:
         return cls(d.get("a"), list(d.get("m", [])), dict(seen), counts, bool(d.get("f")))
 
 
+class _Listing:
+    """One pass over ListHITs, read as far as the fetches of a round need it (``fetch_round``)."""
+
+    def __init__(self, hits: Iterator[dict[str, Any]]) -> None:
+        self._hits = hits
+        self.seen: dict[str, dict[str, Any]] = {}  # in listing order
+
+    def find(self, follow: set[str] | None, hit_types: Sequence[str]) -> dict[str, dict[str, Any]]:
+        need = None if follow is None else set(follow) - set(self.seen)
+        if need is None or need:
+            for hit in self._hits:
+                self.seen[hit["HITId"]] = hit
+                if need is not None:
+                    need.discard(hit["HITId"])
+                    if not need:
+                        break
+        if follow is None:
+            return {h: hit for h, hit in self.seen.items() if hit.get("HITTypeId") in hit_types}
+        return {h: hit for h, hit in self.seen.items() if h in follow}
+
+
 class MTurkConnector:
     """Amazon Mechanical Turk through boto3, against production, the sandbox or the local server."""
 
@@ -213,6 +235,7 @@ class MTurkConnector:
                                        min_rate=min(self.rate, max(0.5, self.rate / 100)),
                                        burst=max(1.0, self.rate))
         self._lock = threading.Lock()
+        self._round: _Listing | None = None  # a fetch_round's shared pass over ListHITs
         # HITTypeId -> HITId -> info for HITs this object published or extended, until a fetch carries them
         self._hits: dict[str, dict[str, _Hit]] = {}
 
@@ -461,6 +484,19 @@ class MTurkConnector:
         return list(found.values())
 
     # ------------------------------------------------------------------ fetching answers
+    @contextmanager
+    def fetch_round(self) -> Iterator[None]:
+        """Fetches inside share one pass over ListHITs. The listing is the whole account's, so the
+        shards of a stage (``campaigns.stages.shards``), each fetched with its own pages, would
+        otherwise page through it once each: n shards, n times the idle poll's calls. What a fetch
+        inside reads of the listing is as old as the round's first read of that page, so the caller
+        reads what it compares the listing with (its open pages) before it enters."""
+        self._round = _Listing(self._pages("ListHITs", "HITs"))
+        try:
+            yield
+        finally:
+            self._round = None
+
     def _listing(self, follow: set[str] | None, hit_types: Sequence[str]) -> dict[str, dict[str, Any]]:
         """ListHITs entries (each with its assignment counts) of the HITs in ``follow``, paging
         only until every one was seen; ``follow`` None: every HIT of ``hit_types`` (all pages).
@@ -468,6 +504,8 @@ class MTurkConnector:
         found: dict[str, dict[str, Any]] = {}
         if follow is not None and not follow:
             return found
+        if self._round is not None:
+            return self._round.find(follow, hit_types)
         for hit in self._pages("ListHITs", "HITs"):
             if (hit["HITId"] in follow) if follow is not None else (hit.get("HITTypeId") in hit_types):
                 found[hit["HITId"]] = hit
