@@ -11,6 +11,8 @@ from sqlalchemy import update
 from sqlmodel import select
 from test_store_ops import assignment, seed
 
+from campaigns.engine.cursor import open_pages
+from campaigns.engine.steps.pages import mark_finished
 from campaigns.money.budget import outstanding_work
 from campaigns.stages.pages import refresh_pages
 from campaigns.store.database import open_store
@@ -57,7 +59,10 @@ def test_refresh_pages_marks_full_and_finished_pages_done(db_url):
     store = open_store(db_url)
     try:
         _, sid, ids = build(store)
-        assert refresh_pages(store, sid, finished_refs=["H-finished", "H-elsewhere"]) == (3, 5)
+        with store.session() as s:
+            stage = s.get(Stage, sid)
+        mark_finished(store, ["H-finished", "H-elsewhere"], open_pages(store, stage))  # the marketplace's report
+        assert refresh_pages(store, sid) == (3, 5)
         assert statuses(store, ids) == {"full": "done", "half": "published", "finished": "done", "done": "done",
                                         "planned": "planned", "elsewhere": "published"}
         assert refresh_pages(store, sid) == (3, 5)  # nothing new: nothing changes

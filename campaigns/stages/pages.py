@@ -122,18 +122,17 @@ def page_refs(store: Store, stage_id: int, *, open_only: bool = False) -> list[s
         return sorted(s.exec(q).all())
 
 
-def refresh_pages(store: Store, stage_id: int, finished_refs: list[str] | None = None) -> tuple[int, int]:
-    """Mark pages done whose every assignment came back, or that the marketplace reports as
-    having no work left (expired with fewer answers); returns (done, total). Only open pages are
+def refresh_pages(store: Store, stage_id: int) -> tuple[int, int]:
+    """Mark pages done whose every assignment came back; returns (done, total). Pages the
+    marketplace reports as having no work left are marked by the poll's pages step
+    (``engine.steps.pages.mark_finished``: only if unchanged since its fetch). Only open pages are
     read and counted (``ix_pages_open``): a done page stays done, so its answers need no recount."""
     with store.write() as s:
-        finished = set(s.exec(select(Publication.page_id).where(
-            Publication.provider_ref.in_(finished_refs or []))).all()) if finished_refs else set()
         open_pages = s.exec(select(Page.id, Page.assignments, func.count(Assignment.id))
                             .outerjoin(Assignment, Assignment.page_id == Page.id)
                             .where(Page.stage_id == stage_id, Page.status != "done")
                             .group_by(Page.id, Page.assignments)).all()
-        now_done = sorted(pid for pid, wanted, got in open_pages if got >= wanted or pid in finished)
+        now_done = sorted(pid for pid, wanted, got in open_pages if got >= wanted)
         if now_done:  # by primary key, in id order (two pollers lock rows in one order)
             s.execute(update(Page), [{"id": pid, "status": "done"} for pid in now_done])
         total = s.exec(select(func.count()).select_from(Page).where(Page.stage_id == stage_id)).one()
